@@ -1,0 +1,53 @@
+# Build, test and lint clawdbot_exporter. `make build` and `make test` need
+# only Go; `make e2e` installs real gateways (npm) and needs promtool.
+GO        ?= go
+BIN       ?= clawdbot_exporter
+PKG       := github.com/prometheus/common/version
+VERSION   := $(shell cat VERSION)
+REVISION  := $(shell git rev-parse --verify -q HEAD || echo unknown)
+BRANCH    := $(shell git symbolic-ref -q --short HEAD || echo unknown)
+# The same version stamps .promu.yml sets, so `make build` and promu agree.
+LDFLAGS   := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) \
+             -X $(PKG).Branch=$(BRANCH) -X $(PKG).BuildUser=$(shell id -un)@$(shell hostname) \
+             -X $(PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+.PHONY: all build test unit fmt-check vet lint e2e bench promu clean
+
+all: build test
+
+# A static binary (no cgo) so it runs FROM scratch and mounted into a gateway container.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -tags netgo,osusergo -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+test: fmt-check vet unit
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" golangci-lint run ./...
+
+# End-to-end tests against the real clawdbot and openclaw gateways from npm
+# (installed into .cache/ by scripts/install-gateways.sh) and real promtool.
+e2e: build
+	./scripts/install-gateways.sh
+	$(GO) test -tags e2e -count=1 -timeout 20m -v ./e2e/...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Release builds with promu, pinned in tools/go.mod.
+promu:
+	$(GO) tool -modfile=tools/go.mod promu build --prefix .build
+
+clean:
+	rm -rf $(BIN) .build .tarballs

@@ -1,0 +1,228 @@
+package gateway
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/titanous/json5"
+)
+
+// Env reads environment variables; tests pass a map's lookup.
+type Env func(key string) string
+
+// maxConfigSize bounds how much of a gateway config file is read.
+const maxConfigSize = 4 << 20
+
+// GatewayConfig is the part of a gateway's own config file (clawdbot.json /
+// openclaw.json, JSON5) the exporter needs.
+type GatewayConfig struct {
+	Path    string
+	Gateway struct {
+		Port *int   `json:"port"`
+		Bind string `json:"bind"`
+		Auth struct {
+			Mode     string `json:"mode"`
+			Token    Secret `json:"token"`
+			Password Secret `json:"password"`
+		} `json:"auth"`
+	} `json:"gateway"`
+}
+
+// ConfigCandidates lists where a gateway keeps its config, in the order the
+// gateways themselves look (gateway.md §9): explicit paths, state
+// directories and profiles from the environment, then ~/.openclaw and
+// ~/.clawdbot. profile overrides the *_PROFILE variables.
+func ConfigCandidates(env Env, home, profile string) []string {
+	var out []string
+	add := func(p string) {
+		if p != "" {
+			out = append(out, expandHome(p, home))
+		}
+	}
+	for _, product := range []string{"OPENCLAW", "CLAWDBOT"} {
+		add(env(product + "_CONFIG_PATH"))
+	}
+	for _, product := range []string{"openclaw", "clawdbot"} {
+		if dir := env(strings.ToUpper(product) + "_STATE_DIR"); dir != "" {
+			add(filepath.Join(dir, product+".json"))
+		}
+	}
+	for _, product := range []string{"openclaw", "clawdbot"} {
+		p := profile
+		if p == "" {
+			p = env(strings.ToUpper(product) + "_PROFILE")
+		}
+		if p != "" && p != "default" {
+			add(filepath.Join(home, "."+product+"-"+p, product+".json"))
+		}
+	}
+	if profile == "" || profile == "default" {
+		add(filepath.Join(home, ".openclaw", "openclaw.json"))
+		// openclaw falls back to an existing ~/.clawdbot state directory.
+		add(filepath.Join(home, ".clawdbot", "openclaw.json"))
+		add(filepath.Join(home, ".clawdbot", "clawdbot.json"))
+	}
+	return out
+}
+
+// FindConfig returns the first candidate that exists, or "" when none does.
+func FindConfig(env Env, home, profile string) string {
+	for _, p := range ConfigCandidates(env, home, profile) {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// LoadGatewayConfig reads a gateway's JSON5 config file.
+func LoadGatewayConfig(path string) (*GatewayConfig, error) {
+	b, err := ReadFileBounded(path, maxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	cfg := &GatewayConfig{Path: path}
+	if err := json5.Unmarshal(b, cfg); err != nil {
+		// The decoder's message never quotes the document, so no secret leaks.
+		return nil, fmt.Errorf("gateway config %s: invalid JSON5: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Settings describe one gateway as the user configured it (flags or one
+// entry of the exporter's config file).
+type Settings struct {
+	Name         string `yaml:"name"`
+	URL          string `yaml:"url"`
+	TokenFile    string `yaml:"token_file"`
+	PasswordFile string `yaml:"password_file"`
+	// ConfigPath is the gateway's own config file, read for its port and
+	// credentials; empty means look where the gateway looks.
+	ConfigPath string `yaml:"config_path"`
+	Profile    string `yaml:"profile"`
+}
+
+// Resolve turns settings into a probe target. Precedence, for each of URL
+// and credentials: explicit settings, then the environment (useEnv: only the
+// flag-described default gateway shares the gateway's environment), then the
+// gateway's own config file, then defaults.
+func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
+	if !useEnv {
+		env = func(string) string { return "" }
+	}
+	t := Target{Name: s.Name}
+	if t.Name == "" {
+		t.Name = DefaultName
+	}
+	var err error
+	if s.TokenFile != "" {
+		if t.Token, err = readSecretFile(s.TokenFile); err != nil {
+			return t, fmt.Errorf("gateway %q: token file: %w", t.Name, err)
+		}
+		t.Source = "token file " + s.TokenFile
+	}
+	if s.PasswordFile != "" {
+		if t.Password, err = readSecretFile(s.PasswordFile); err != nil {
+			return t, fmt.Errorf("gateway %q: password file: %w", t.Name, err)
+		}
+		t.Source = strings.TrimPrefix(t.Source+", password file "+s.PasswordFile, ", ")
+	}
+	if t.Source == "" {
+		for _, product := range []string{"OPENCLAW", "CLAWDBOT"} {
+			tok, pw := env(product+"_GATEWAY_TOKEN"), env(product+"_GATEWAY_PASSWORD")
+			if tok != "" || pw != "" {
+				t.Token, t.Password, t.Source = Secret(tok), Secret(pw), "environment "+product+"_GATEWAY_*"
+				break
+			}
+		}
+	}
+
+	configPath := s.ConfigPath
+	if configPath == "" {
+		configPath = FindConfig(env, home, s.Profile)
+	} else {
+		configPath = expandHome(configPath, home)
+	}
+	var cfg *GatewayConfig
+	if configPath != "" {
+		cfg, err = LoadGatewayConfig(configPath)
+		if err != nil {
+			if s.ConfigPath != "" || t.Source == "" {
+				// The user named this file, or it is where the
+				// credentials would have come from: say so.
+				return t, fmt.Errorf("gateway %q: %w", t.Name, err)
+			}
+			cfg = nil
+		}
+	}
+	if t.Source == "" && cfg != nil {
+		a := cfg.Gateway.Auth
+		switch a.Mode {
+		case "password":
+			t.Password = a.Password
+		case "token":
+			t.Token = a.Token
+		default:
+			t.Token, t.Password = a.Token, a.Password
+		}
+		if t.Token != "" || t.Password != "" {
+			t.Source = "gateway config " + cfg.Path
+		}
+	}
+	if t.Source == "" {
+		t.Source = "none (the gateway must accept any token)"
+	}
+
+	t.URL = s.URL
+	if t.URL == "" && useEnv {
+		t.URL = env("OPENCLAW_GATEWAY_URL")
+	}
+	if t.URL == "" {
+		port := 0
+		for _, product := range []string{"OPENCLAW", "CLAWDBOT"} {
+			if v := env(product + "_GATEWAY_PORT"); v != "" && port == 0 {
+				if port, err = strconv.Atoi(v); err != nil || port <= 0 || port > 65535 {
+					return t, fmt.Errorf("gateway %q: %s_GATEWAY_PORT=%q is not a port", t.Name, product, v)
+				}
+			}
+		}
+		if port == 0 && cfg != nil && cfg.Gateway.Port != nil {
+			port = *cfg.Gateway.Port
+		}
+		t.URL = DefaultURL
+		if port > 0 && port <= 65535 {
+			t.URL = "ws://127.0.0.1:" + strconv.Itoa(port)
+		}
+	}
+	if _, err := ParseURL(t.URL); err != nil {
+		return t, fmt.Errorf("gateway %q: %w", t.Name, err)
+	}
+	return t, nil
+}
+
+// readSecretFile reads a one-line secret; surrounding whitespace is dropped
+// because editors and `echo` add a newline.
+func readSecretFile(path string) (Secret, error) {
+	b, err := ReadFileBounded(path, 64<<10)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("%s: empty", path)
+	}
+	return Secret(s), nil
+}
+
+func expandHome(p, home string) string {
+	if p == "~" {
+		return home
+	}
+	if strings.HasPrefix(p, "~/") {
+		return filepath.Join(home, p[2:])
+	}
+	return p
+}

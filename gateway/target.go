@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// DefaultURL is where a gateway listens unless told otherwise (gateway.md §1).
+const DefaultURL = "ws://127.0.0.1:18789"
+
+// DefaultName labels the gateway described by the command-line flags.
+const DefaultName = "default"
+
+// Target is one gateway to probe: where it is and how to authenticate.
+type Target struct {
+	Name     string
+	URL      string
+	Token    Secret
+	Password Secret
+	// Source says where the credentials came from (flag, env, config file
+	// path): logged at start so an operator can tell which one is used.
+	Source string
+}
+
+// Validate reports a target that can never be probed.
+func (t Target) Validate() error {
+	if t.Name == "" {
+		return fmt.Errorf("gateway without a name")
+	}
+	_, err := ParseURL(t.URL)
+	if err != nil {
+		return fmt.Errorf("gateway %q: %w", t.Name, err)
+	}
+	return nil
+}
+
+// ParseURL accepts ws://, wss://, http:// and https:// gateway URLs and
+// returns the WebSocket form. A bare host:port means ws://host:port.
+func ParseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, fmt.Errorf("empty gateway URL")
+	}
+	if !strings.Contains(raw, "://") {
+		raw = "ws://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("invalid gateway URL: %w", err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return nil, fmt.Errorf("invalid gateway URL %q: scheme must be ws or wss", u.Redacted())
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("invalid gateway URL %q: no host", u.Redacted())
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("invalid gateway URL %q: credentials belong in --gateway.token-file, not the URL", u.Redacted())
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	return u, nil
+}
+
+// httpURL is the plain-HTTP address of path on the gateway's port.
+func httpURL(ws *url.URL, path string) string {
+	u := *ws
+	u.Scheme = "http"
+	if ws.Scheme == "wss" {
+		u.Scheme = "https"
+	}
+	u.Path, u.RawQuery, u.Fragment = path, "", ""
+	return u.String()
+}

@@ -1,0 +1,274 @@
+// Command clawdbot_exporter exports the health of Clawdbot/OpenClaw gateways
+// to Prometheus, probing them over their own WebSocket protocol.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/user"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/collector"
+	"github.com/clawdbot-exporter/clawdbot_exporter/config"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+)
+
+const exporterName = "clawdbot_exporter"
+
+type flags struct {
+	metricsPath   *string
+	maxRequests   *int
+	timeoutOffset *time.Duration
+	probeTimeout  *time.Duration
+	configFile    *string
+	gateway       gateway.Settings
+	gatewaySet    bool
+	probeJSON     *bool
+	web           *web.FlagConfig
+	collectors    *collector.Flags
+	log           *promslog.Config
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	app := kingpin.New(exporterName, "Prometheus exporter for Clawdbot/OpenClaw gateways: probes them over their WebSocket protocol.")
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	// kingpin exits the process after --help/--version; record the code
+	// instead so run stays testable.
+	exit := -1
+	app.Terminate(func(code int) {
+		if exit < 0 {
+			exit = code
+		}
+	})
+	f := &flags{log: &promslog.Config{}}
+	serveCmd := app.Command("serve", "Serve metrics (the default).").Default()
+	probeCmd := app.Command("probe", "Probe the gateway once, print the result, exit 0 when it is up and 1 when not: a Docker/Kubernetes health check.")
+	f.probeJSON = probeCmd.Flag("json", "Print the result as JSON.").Bool()
+
+	f.metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
+	f.maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrapes; 0 disables the limit.").Default("40").Int()
+	f.timeoutOffset = app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout to leave time to answer.").Default("0.5s").Duration()
+	f.probeTimeout = app.Flag("probe.timeout", "Upper bound of a scrape's deadline, and the deadline of the probe subcommand.").Default("5s").Duration()
+	f.configFile = app.Flag("config.file", "YAML file listing several gateways (gateways: [{name, url, token_file, password_file, config_path, profile}]).").String()
+	mark := func(*kingpin.ParseContext) error { f.gatewaySet = true; return nil }
+	app.Flag("gateway.url", "Gateway WebSocket URL (default: ws://127.0.0.1:<port from the environment or the gateway's config, else 18789>).").Action(mark).StringVar(&f.gateway.URL)
+	app.Flag("gateway.name", "Value of the gateway label.").Default(gateway.DefaultName).StringVar(&f.gateway.Name)
+	app.Flag("gateway.token-file", "File holding the gateway token (default: $OPENCLAW_GATEWAY_TOKEN/$CLAWDBOT_GATEWAY_TOKEN, else the gateway's config).").Action(mark).StringVar(&f.gateway.TokenFile)
+	app.Flag("gateway.password-file", "File holding the gateway password (default: $*_GATEWAY_PASSWORD, else the gateway's config).").Action(mark).StringVar(&f.gateway.PasswordFile)
+	app.Flag("gateway.config-path", "The gateway's own config file (clawdbot.json/openclaw.json), read for its port and credentials (default: where the gateway looks).").Action(mark).StringVar(&f.gateway.ConfigPath)
+	app.Flag("gateway.profile", "The gateway's profile (default: $OPENCLAW_PROFILE/$CLAWDBOT_PROFILE).").Action(mark).StringVar(&f.gateway.Profile)
+	f.web = kingpinflag.AddFlags(app, ":9789")
+	f.collectors = collector.AddFlags(app)
+	flag.AddFlags(app, f.log)
+	app.Version(version.Print(exporterName))
+	app.HelpFlag.Short('h')
+
+	cmd, err := app.Parse(args)
+	if exit >= 0 {
+		return exit
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", exporterName, err)
+		return 2
+	}
+	f.log.Writer = stderr
+	logger := promslog.New(f.log)
+
+	targets, err := resolveTargets(f)
+	if err != nil {
+		logger.Error("invalid gateway configuration", "err", err)
+		return 1
+	}
+	switch cmd {
+	case probeCmd.FullCommand():
+		return probeOnce(targets, *f.probeTimeout, *f.probeJSON, stdout)
+	case serveCmd.FullCommand():
+		if err := serve(f, targets, logger); err != nil {
+			logger.Error("exporter stopped", "err", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// resolveTargets builds the gateways to probe: the config file's list, or
+// the single gateway the flags describe.
+func resolveTargets(f *flags) ([]gateway.Target, error) {
+	home := os.Getenv("HOME")
+	if home == "" {
+		if u, err := user.Current(); err == nil {
+			home = u.HomeDir
+		}
+	}
+	settings := []gateway.Settings{f.gateway}
+	useEnv := true
+	if *f.configFile != "" {
+		cfg, err := config.Load(*f.configFile)
+		if err != nil {
+			return nil, err
+		}
+		if len(cfg.Gateways) > 0 {
+			if f.gatewaySet {
+				return nil, fmt.Errorf("--config.file lists gateways: set them there, not with --gateway.* flags")
+			}
+			settings, useEnv = cfg.Gateways, false
+		}
+	}
+	targets := make([]gateway.Target, 0, len(settings))
+	for _, s := range settings {
+		t, err := gateway.Resolve(s, os.Getenv, home, useEnv)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	return targets, nil
+}
+
+func serve(f *flags, targets []gateway.Target, logger *slog.Logger) error {
+	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	for _, t := range targets {
+		logger.Info("probing gateway", "gateway", t.Name, "url", t.URL, "credentials", t.Source)
+	}
+	exp, err := collector.New(collector.Config{Gateways: targets, ClientVersion: version.Version}, f.collectors.Enabled(), logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("enabled collectors", "collectors", exp.Collectors())
+
+	static := prometheus.NewRegistry()
+	static.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	mux := http.NewServeMux()
+	mux.Handle(*f.metricsPath, collector.NewHandler(exp, static, collector.HandlerOpts{
+		TimeoutOffset: *f.timeoutOffset,
+		MaxTimeout:    *f.probeTimeout,
+		MaxRequests:   *f.maxRequests,
+		Logger:        logger,
+	}))
+	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Healthy\n") })
+	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Ready\n") })
+	if *f.metricsPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "Clawdbot Exporter",
+			Description: "Prometheus exporter for Clawdbot/OpenClaw gateways",
+			Version:     version.Info(),
+			Links: []web.LandingLinks{
+				{Address: *f.metricsPath, Text: "Metrics"},
+				{Address: "/-/healthy", Text: "Health"},
+			},
+		})
+		if err != nil {
+			return err
+		}
+		mux.Handle("/", landing)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return web.ListenAndServe(srv, f.web, logger)
+}
+
+// probeResult is the --json output of the probe subcommand.
+type probeResult struct {
+	Gateway   string             `json:"gateway"`
+	URL       string             `json:"url"`
+	Up        bool               `json:"up"`
+	Reason    string             `json:"reason,omitempty"`
+	Phase     string             `json:"phase,omitempty"`
+	Error     string             `json:"error,omitempty"`
+	Product   string             `json:"product,omitempty"`
+	Protocol  int                `json:"protocol,omitempty"`
+	Version   string             `json:"version,omitempty"`
+	Uptime    float64            `json:"uptime_seconds,omitempty"`
+	Ready     *bool              `json:"http_ready,omitempty"`
+	Duration  float64            `json:"duration_seconds"`
+	PhaseTime map[string]float64 `json:"phase_seconds"`
+}
+
+func probeOnce(targets []gateway.Target, timeout time.Duration, asJSON bool, out io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	prober := &gateway.Prober{ClientVersion: version.Version}
+	results := make([]probeResult, len(targets))
+	done := make(chan int, len(targets))
+	for i, t := range targets {
+		go func() {
+			begin := time.Now()
+			res, err := prober.Probe(ctx, t)
+			results[i] = summarize(t, res, err, time.Since(begin))
+			done <- i
+		}()
+	}
+	for range targets {
+		<-done
+	}
+	code := 0
+	for _, r := range results {
+		if !r.Up {
+			code = 1
+		}
+		if asJSON {
+			b, _ := json.Marshal(r)
+			fmt.Fprintln(out, string(b))
+			continue
+		}
+		fmt.Fprintln(out, r.line())
+	}
+	return code
+}
+
+func summarize(t gateway.Target, res *gateway.Result, err error, d time.Duration) probeResult {
+	r := probeResult{Gateway: t.Name, URL: t.URL, Up: err == nil, Duration: d.Seconds(), PhaseTime: map[string]float64{}}
+	for _, p := range gateway.Phases() {
+		r.PhaseTime[p.String()] = res.Duration(p).Seconds()
+	}
+	if pe, ok := err.(*gateway.ProbeError); ok {
+		r.Reason, r.Phase, r.Error = string(pe.Reason), pe.Phase.String(), pe.Err.Error()
+	} else if err != nil {
+		r.Error = err.Error()
+	}
+	if res.Hello != nil {
+		r.Product, r.Protocol, r.Version = res.Product(), res.Hello.Protocol, res.Version()
+		if u := res.Hello.Snapshot.UptimeMs; u != nil {
+			r.Uptime = *u / 1000
+		}
+	}
+	if res.Ready != nil && res.Ready.Answered {
+		r.Ready = &res.Ready.Ready
+	}
+	return r
+}
+
+func (r probeResult) line() string {
+	if !r.Up {
+		return fmt.Sprintf("DOWN %s %s: %s in phase %s after %.3fs: %s", r.Gateway, r.URL, r.Reason, r.Phase, r.Duration, r.Error)
+	}
+	v := r.Version
+	if v == "" {
+		v = "unknown"
+	}
+	return fmt.Sprintf("UP %s %s: %s protocol %d version %s, uptime %s, health ok, %.3fs",
+		r.Gateway, r.URL, r.Product, r.Protocol, v, time.Duration(r.Uptime*float64(time.Second)).Round(time.Second), r.Duration)
+}
