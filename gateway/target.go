@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -59,6 +60,11 @@ func ParseURL(raw string) (*url.URL, error) {
 	}
 	if u.Hostname() == "" {
 		return nil, fmt.Errorf("invalid gateway URL %q: no host", u.Redacted())
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("invalid gateway URL %q: port %s out of range", u.Redacted(), p)
+		}
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("invalid gateway URL %q: credentials belong in --gateway.token-file, not the URL", u.Redacted())
