@@ -22,8 +22,11 @@ build:
 
 test: fmt-check vet unit
 
+# Everything under the race detector, then the soak test at full length and
+# with its strict deadline check, which the race detector's slowdown forbids.
 unit:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run '^TestSoak$$' ./collector/
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')); \

@@ -105,3 +105,7 @@ func doScrape(t testing.TB, h http.Handler, timeoutHeader string) scrapeResult {
 	}
 	return scrapeResult{body: string(body), families: fams, elapsed: elapsed}
 }
+
+func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+
+func newMetricsRequest() *http.Request { return httptest.NewRequest(http.MethodGet, "/metrics", nil) }
