@@ -76,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("gateway.token-file", "File holding the gateway token (default: $OPENCLAW_GATEWAY_TOKEN/$CLAWDBOT_GATEWAY_TOKEN, else the gateway's config).").Action(mark).StringVar(&f.gateway.TokenFile)
 	app.Flag("gateway.password-file", "File holding the gateway password (default: $*_GATEWAY_PASSWORD, else the gateway's config).").Action(mark).StringVar(&f.gateway.PasswordFile)
 	app.Flag("gateway.config-path", "The gateway's own config file (clawdbot.json/openclaw.json), read for its port and credentials (default: where the gateway looks).").Action(mark).StringVar(&f.gateway.ConfigPath)
-	app.Flag("gateway.profile", "The gateway's profile (default: $OPENCLAW_PROFILE/$CLAWDBOT_PROFILE).").Action(mark).StringVar(&f.gateway.Profile)
+	app.Flag("gateway.profile", "The gateway's profile, as given to its --profile flag: its state lives in ~/.openclaw-<profile> or ~/.clawdbot-<profile>.").Action(mark).StringVar(&f.gateway.Profile)
 	f.web = kingpinflag.AddFlags(app, ":9789")
 	f.collectors = collector.AddFlags(app)
 	flag.AddFlags(app, f.log)

@@ -134,6 +134,7 @@ func TestProbeUp(t *testing.T) {
 		{name: "clawdbot", opts: gt.Options{Protocol: 3, InterleaveEvents: true}, product: "clawdbot", proto: "3", version: ""},
 		{name: "openclaw", opts: gt.Options{Protocol: 4, InterleaveEvents: true}, product: "openclaw", proto: "4", version: gt.VersionProtocol4, openclawMetrics: true},
 		{name: "no-auth gateway", opts: gt.Options{AuthMode: "none"}, product: "clawdbot", proto: "3"},
+		{name: "openclaw auth none", opts: gt.Options{Protocol: 4, AuthMode: "none"}, product: "openclaw", proto: "4", version: gt.VersionProtocol4, openclawMetrics: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := gt.New(tc.opts)
@@ -142,7 +143,8 @@ func TestProbeUp(t *testing.T) {
 			if tc.opts.AuthMode == "none" {
 				target.Token = ""
 			}
-			res := doScrape(t, newTestHandler(t, []gateway.Target{target}, 5*time.Second), "")
+			h := newTestHandler(t, []gateway.Target{target}, 5*time.Second)
+			res := doScrape(t, h, "")
 			want := map[string]float64{
 				"clawdbot_up":                         1,
 				"clawdbot_health_ok":                  1,
@@ -180,8 +182,14 @@ func TestProbeUp(t *testing.T) {
 				t.Errorf("promlint: %v %v", err, problems)
 			}
 			waitNoConns(t, srv)
-			if srv.CleanCloses() != 1 {
-				t.Errorf("clean closes = %d, want 1 (close frame before TCP close)", srv.CleanCloses())
+			// Every connection, the refused cli one of the openclaw
+			// auth-none fallback too, ends with a close frame.
+			if got, want := srv.CleanCloses(), int64(len(srv.ConnectParams())); got != want {
+				t.Errorf("clean closes = %d, want %d (close frame before TCP close)", got, want)
+			}
+			if tc.opts.Protocol == 4 && tc.opts.AuthMode == "none" {
+				checkBackendFallback(t, srv, h)
+				return
 			}
 			checkConnectParams(t, srv, target)
 		})
@@ -218,6 +226,31 @@ func checkConnectParams(t *testing.T, srv *gt.Server, target gateway.Target) {
 	}
 	if got := srv.Methods(); strings.Join(got, ",") != "connect,health" {
 		t.Errorf("methods = %v, want connect,health", got)
+	}
+}
+
+// checkBackendFallback: against openclaw with auth none, the first probe is
+// refused as cli and retried as gateway-client/backend; later probes go
+// straight to backend.
+func checkBackendFallback(t *testing.T, srv *gt.Server, h http.Handler) {
+	t.Helper()
+	clients := func() []string {
+		var out []string
+		for _, raw := range srv.ConnectParams() {
+			var p struct{ Client map[string]string }
+			_ = json.Unmarshal(raw, &p)
+			out = append(out, p.Client["id"]+"/"+p.Client["mode"])
+		}
+		return out
+	}
+	if got := strings.Join(clients(), ","); got != "cli/cli,gateway-client/backend" {
+		t.Errorf("first scrape connected as %s", got)
+	}
+	if v, _ := doScrape(t, h, "").value("clawdbot_up", nil); v != 1 {
+		t.Error("second scrape down")
+	}
+	if got := clients(); len(got) != 3 || got[2] != "gateway-client/backend" {
+		t.Errorf("second scrape connected as %v, want backend at once", got)
 	}
 }
 

@@ -32,9 +32,12 @@ type GatewayConfig struct {
 }
 
 // ConfigCandidates lists where a gateway keeps its config, in the order the
-// gateways themselves look (gateway.md §9): explicit paths, state
-// directories and profiles from the environment, then ~/.openclaw and
-// ~/.clawdbot. profile overrides the *_PROFILE variables.
+// gateways themselves look (verified on clawdbot 2026.1.24-3 and openclaw
+// 2026.9.6): explicit paths and state directories from the environment, the
+// profile's directory, then ~/.openclaw and ~/.clawdbot. openclaw moves a
+// legacy ~/.clawdbot to ~/.openclaw and keeps the name clawdbot.json. A
+// *_PROFILE variable alone does not move a gateway's state directory (only
+// its --profile flag does), so profile comes from the exporter's settings.
 func ConfigCandidates(env Env, home, profile string) []string {
 	var out []string
 	add := func(p string) {
@@ -42,29 +45,22 @@ func ConfigCandidates(env Env, home, profile string) []string {
 			out = append(out, expandHome(p, home))
 		}
 	}
-	for _, product := range []string{"OPENCLAW", "CLAWDBOT"} {
-		add(env(product + "_CONFIG_PATH"))
+	add(env("OPENCLAW_CONFIG_PATH"))
+	add(env("CLAWDBOT_CONFIG_PATH"))
+	if dir := env("OPENCLAW_STATE_DIR"); dir != "" {
+		add(filepath.Join(dir, "openclaw.json"))
+		add(filepath.Join(dir, "clawdbot.json"))
 	}
-	for _, product := range []string{"openclaw", "clawdbot"} {
-		if dir := env(strings.ToUpper(product) + "_STATE_DIR"); dir != "" {
-			add(filepath.Join(dir, product+".json"))
-		}
+	if dir := env("CLAWDBOT_STATE_DIR"); dir != "" {
+		add(filepath.Join(dir, "clawdbot.json"))
 	}
-	for _, product := range []string{"openclaw", "clawdbot"} {
-		p := profile
-		if p == "" {
-			p = env(strings.ToUpper(product) + "_PROFILE")
-		}
-		if p != "" && p != "default" {
-			add(filepath.Join(home, "."+product+"-"+p, product+".json"))
-		}
+	suffix := ""
+	if profile != "" && profile != "default" {
+		suffix = "-" + profile
 	}
-	if profile == "" || profile == "default" {
-		add(filepath.Join(home, ".openclaw", "openclaw.json"))
-		// openclaw falls back to an existing ~/.clawdbot state directory.
-		add(filepath.Join(home, ".clawdbot", "openclaw.json"))
-		add(filepath.Join(home, ".clawdbot", "clawdbot.json"))
-	}
+	add(filepath.Join(home, ".openclaw"+suffix, "openclaw.json"))
+	add(filepath.Join(home, ".openclaw"+suffix, "clawdbot.json"))
+	add(filepath.Join(home, ".clawdbot"+suffix, "clawdbot.json"))
 	return out
 }
 

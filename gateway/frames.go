@@ -20,6 +20,11 @@ type RPCError struct {
 	Message      string  `json:"message"`
 	Retryable    bool    `json:"retryable,omitempty"`
 	RetryAfterMs float64 `json:"retryAfterMs,omitempty"`
+	// Details.Code is openclaw's precise cause (AUTH_TOKEN_MISMATCH,
+	// DEVICE_IDENTITY_REQUIRED, …); messages differ between products.
+	Details struct {
+		Code string `json:"code"`
+	} `json:"details"`
 }
 
 type request struct {

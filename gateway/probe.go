@@ -150,7 +150,21 @@ const (
 type Prober struct {
 	ClientVersion string
 	TLSConfig     *tls.Config
+
+	mu sync.Mutex
+	// backend remembers URLs of gateways that admit only the backend client.
+	backend map[string]bool
 }
+
+// The client identities the probe presents. cli/cli is what the gateway's
+// own CLI uses and stays out of the presence list. An openclaw gateway with
+// auth mode none refuses it ("device identity required") and admits only
+// gateway-client/backend from loopback; the probe falls back to that when it
+// holds no credentials.
+var (
+	cliClient     = clientInfo{ID: "cli", Mode: "cli"}
+	backendClient = clientInfo{ID: "gateway-client", Mode: "backend"}
+)
 
 // Probe runs the WebSocket probe and, concurrently, the HTTP readiness
 // probe, both bounded by ctx. It returns a *ProbeError when the gateway is not
@@ -165,7 +179,24 @@ func (p *Prober) Probe(ctx context.Context, t Target) (*Result, error) {
 		ready *Readiness
 	)
 	wg.Go(func() { ready = p.readiness(ctx, httpURL(u, "/readyz"), t.Token) })
-	res, err := p.probeWS(ctx, u.String(), t)
+	key := u.String()
+	p.mu.Lock()
+	client := cliClient
+	if p.backend[key] {
+		client = backendClient
+	}
+	p.mu.Unlock()
+	res, err := p.probeWS(ctx, key, t, client)
+	if client == cliClient && t.Token == "" && t.Password == "" && needsIdentity(err) {
+		if res, err = p.probeWS(ctx, key, t, backendClient); err == nil {
+			p.mu.Lock()
+			if p.backend == nil {
+				p.backend = map[string]bool{}
+			}
+			p.backend[key] = true
+			p.mu.Unlock()
+		}
+	}
 	wg.Wait()
 	res.Ready = ready
 	if err != nil {
@@ -177,7 +208,13 @@ func (p *Prober) Probe(ctx context.Context, t Target) (*Result, error) {
 	return res, err
 }
 
-func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target) (res *Result, err error) {
+// needsIdentity tells a refusal of the cli client by a gateway without auth.
+func needsIdentity(err error) bool {
+	var rpcErr *RPCError
+	return errors.As(err, &rpcErr) && (rpcErr.Details.Code == "DEVICE_IDENTITY_REQUIRED" || rpcErr.Code == "NOT_PAIRED")
+}
+
+func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client clientInfo) (res *Result, err error) {
 	res = &Result{}
 	phase, phaseStart := PhaseConnect, time.Now()
 	begin := func(p Phase) {
@@ -242,9 +279,10 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target) (res *Resu
 	if version == "" {
 		version = "0.0.0"
 	}
+	client.Version, client.Platform = version, runtime.GOOS
 	hello, err := call(conn, "c1", "connect", connectParams{
 		MinProtocol: minProtocol, MaxProtocol: maxProtocol,
-		Client: clientInfo{ID: "cli", Version: version, Platform: runtime.GOOS, Mode: "cli"},
+		Client: client,
 		Role:   "operator", Scopes: []string{"operator.read"}, Auth: auth,
 	})
 	if err != nil {
@@ -252,7 +290,8 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target) (res *Resu
 	}
 	var h Hello
 	if err := json.Unmarshal(hello, &h); err != nil || h.Type != "hello-ok" {
-		return fail(&badFrameError{fmt.Sprintf("connect answered without hello-ok (%.80s)", hello)})
+		// Never quote the payload: openclaw's hello carries secret URLs.
+		return fail(&badFrameError{"connect answered without hello-ok"})
 	}
 	if h.Protocol < minProtocol || h.Protocol > maxProtocol {
 		return fail(&protocolError{h.Protocol})
@@ -388,6 +427,8 @@ func classify(ctx context.Context, phase Phase, err error) Reason {
 		return ReasonProtocol
 	case errors.As(err, &closeErr):
 		switch closeErr.Code {
+		case websocket.CloseTryAgainLater: // openclaw: "gateway starting"
+			return ReasonStarting
 		case websocket.ClosePolicyViolation:
 			return ReasonAuth
 		case websocket.CloseProtocolError:
@@ -417,7 +458,8 @@ func classifyRPC(phase Phase, e *RPCError) Reason {
 	switch {
 	case e.Code == "UNAVAILABLE" && phase == PhaseHello:
 		return ReasonStarting
-	case e.Code == "NOT_PAIRED", strings.Contains(strings.ToLower(e.Message), "unauthorized"):
+	case e.Code == "NOT_PAIRED", strings.HasPrefix(e.Details.Code, "AUTH_"), e.Details.Code == "DEVICE_IDENTITY_REQUIRED",
+		strings.Contains(strings.ToLower(e.Message), "unauthorized"):
 		return ReasonAuth
 	case strings.Contains(strings.ToLower(e.Message), "protocol mismatch"):
 		return ReasonProtocol

@@ -450,6 +450,15 @@ func protocolOK(server, minP, maxP int) bool {
 }
 
 func checkAuth(o Options, cp connectParams) (code, msg string) {
+	// openclaw in auth mode none admits only gateway-client/backend (from
+	// loopback, which every test connection is), with or without a token;
+	// anyone else needs a device identity (seen on openclaw 2026.9.6).
+	if o.Protocol >= 4 && o.AuthMode == "none" {
+		if cp.clientID == "gateway-client" && cp.mode == "backend" {
+			return "", ""
+		}
+		return "NOT_PAIRED", "device identity required"
+	}
 	hasToken, hasPassword := cp.token != "", cp.password != ""
 	passwordOnly := o.Protocol >= 4 && o.AuthMode == "password" && hasPassword
 	if !hasToken && !passwordOnly {

@@ -1,0 +1,199 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRealGateways runs each real gateway through the states the exporter
+// must tell apart: up, wrong token, frozen, stopped.
+func TestRealGateways(t *testing.T) {
+	for _, tc := range []struct {
+		product, protocol, version string
+	}{
+		{"clawdbot", "3", ""}, // clawdbot reports version "dev": no label value
+		{"openclaw", "4", "2026.9.6"},
+	} {
+		t.Run(tc.product, func(t *testing.T) {
+			t.Parallel()
+			g := startGateway(t, tc.product, gatewayOpts{})
+			e := startExporter(t, nil, g.credentialArgs(t)...)
+
+			r := e.scrape(t, "")
+			t.Logf("real /metrics from %s:\n%s", tc.product, r.samples())
+			expectUp(t, r)
+			if _, ok := r.value("clawdbot_gateway_info", map[string]string{"product": tc.product, "protocol": tc.protocol, "version": tc.version}); !ok {
+				t.Errorf("gateway_info{product=%s,protocol=%s,version=%q} missing", tc.product, tc.protocol, tc.version)
+			}
+			for _, name := range []string{"clawdbot_health_ok", "clawdbot_gateway_uptime_seconds", "clawdbot_heartbeat_interval_seconds"} {
+				if v, ok := r.value(name, nil); !ok || v <= 0 {
+					t.Errorf("%s = %v (present %v), want > 0", name, v, ok)
+				}
+			}
+			if v, ok := r.value("clawdbot_agent_heartbeat_interval_seconds", map[string]string{"agent": "main"}); !ok || v != 1800 {
+				t.Errorf("agent heartbeat = %v (present %v), want the default 1800", v, ok)
+			}
+			if _, ok := r.value("clawdbot_agent_sessions", map[string]string{"agent": "main"}); !ok {
+				t.Error("agent_sessions{agent=main} missing")
+			}
+			for _, p := range []string{"connect", "upgrade", "challenge", "hello", "health"} {
+				if v, _ := r.value("clawdbot_probe_duration_seconds", map[string]string{"phase": p}); v <= 0 {
+					t.Errorf("phase %s = %v", p, v)
+				}
+			}
+			if tc.product == "openclaw" {
+				for _, name := range []string{"clawdbot_event_loop_delay_p99_seconds", "clawdbot_event_loop_delay_max_seconds",
+					"clawdbot_event_loop_utilization_ratio", "clawdbot_event_loop_degraded", "clawdbot_model_runtime_degraded"} {
+					if _, ok := r.value(name, nil); !ok {
+						t.Errorf("%s missing on openclaw", name)
+					}
+				}
+				waitFor(t, e, 60*time.Second, "http_ready 1", func(r scrapeResult) bool {
+					v, ok := r.value("clawdbot_http_ready", nil)
+					return ok && v == 1
+				})
+			} else if _, ok := r.value("clawdbot_http_ready", nil); ok {
+				t.Error("clawdbot has no /readyz, but http_ready is exported")
+			}
+			promtoolCheck(t, r.body)
+
+			// Zero configuration: the exporter finds port and token in the
+			// gateway's own config, as it would run beside it.
+			zero := startExporter(t, []string{"HOME=" + g.Home})
+			expectUp(t, zero.scrape(t, ""))
+
+			// 1,000 probes leave no connection behind on the gateway.
+			for range 1000 {
+				if v, _ := e.scrape(t, "").value("clawdbot_up", nil); v != 1 {
+					t.Fatal("gateway went down during 1,000 probes")
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+			if open := openConns(t, g.Port); len(open) > 0 {
+				t.Errorf("after 1,000 probes, connections left on the gateway:\n%s", strings.Join(open, "\n"))
+			}
+
+			// A wrong token: down, reason auth.
+			wrong := startExporter(t, nil, "--gateway.url", g.URL(), "--gateway.token-file", secretFile(t, "not-the-token"))
+			expectDown(t, wrong.scrape(t, ""), "auth")
+
+			// Frozen (SIGSTOP): down, reason timeout, within the deadline.
+			if err := syscall.Kill(g.Pid(), syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			r = e.scrape(t, "2") // deadline 2 s - 0.5 s offset
+			_ = syscall.Kill(g.Pid(), syscall.SIGCONT)
+			expectDown(t, r, "timeout")
+			if r.elapsed > 1600*time.Millisecond {
+				t.Errorf("scrape of a frozen gateway took %v, deadline 1.5 s", r.elapsed)
+			}
+			t.Logf("frozen gateway: scrape returned in %v (deadline 1.5 s)", r.elapsed)
+			waitFor(t, e, 30*time.Second, "up after SIGCONT", func(r scrapeResult) bool {
+				v, _ := r.value("clawdbot_up", nil)
+				return v == 1
+			})
+
+			// Stopped (SIGTERM): down, reason dial.
+			g.Stop(t)
+			expectDown(t, e.scrape(t, ""), "dial")
+			if v, _ := e.scrape(t, "").value("clawdbot_probe_failures_total", map[string]string{"reason": "timeout"}); v < 1 {
+				t.Errorf("failures_total{timeout} = %v, want the frozen probe counted", v)
+			}
+		})
+	}
+}
+
+// TestClawdbotPasswordMode: a password-mode clawdbot needs a placeholder
+// token beside the password (gateway.md §2).
+func TestClawdbotPasswordMode(t *testing.T) {
+	g := startGateway(t, "clawdbot", gatewayOpts{password: true})
+	expectUp(t, startExporter(t, nil, g.credentialArgs(t)...).scrape(t, ""))
+	// And found from the gateway's config without flags.
+	expectUp(t, startExporter(t, []string{"HOME=" + g.Home}).scrape(t, ""))
+	wrong := startExporter(t, nil, "--gateway.url", g.URL(), "--gateway.password-file", secretFile(t, "wrong-password"))
+	expectDown(t, wrong.scrape(t, ""), "auth")
+}
+
+// TestNoAuthGateways: a loopback gateway without auth must be probed
+// without credentials (clawdbot: any token; openclaw: backend client).
+func TestNoAuthGateways(t *testing.T) {
+	for _, product := range []string{"clawdbot", "openclaw"} {
+		t.Run(product, func(t *testing.T) {
+			t.Parallel()
+			g := startGateway(t, product, gatewayOpts{noAuth: true})
+			e := startExporter(t, []string{"HOME=" + g.Home})
+			expectUp(t, e.scrape(t, ""))
+			expectUp(t, e.scrape(t, ""))
+		})
+	}
+}
+
+func expectUp(t *testing.T, r scrapeResult) {
+	t.Helper()
+	if v, ok := r.value("clawdbot_up", nil); !ok || v != 1 {
+		t.Fatalf("clawdbot_up = %v (present %v), failing %v", v, ok, r.failing())
+	}
+}
+
+func expectDown(t *testing.T, r scrapeResult, reason string) {
+	t.Helper()
+	if v, _ := r.value("clawdbot_up", nil); v != 0 {
+		t.Errorf("clawdbot_up = %v, want 0", v)
+	}
+	if got := r.failing(); len(got) != 1 || got[0] != reason {
+		t.Errorf("failing = %v, want [%s]", got, reason)
+	}
+}
+
+func waitFor(t *testing.T, e *Exporter, limit time.Duration, what string, ok func(scrapeResult) bool) {
+	t.Helper()
+	end := time.Now().Add(limit)
+	for {
+		r := e.scrape(t, "")
+		if ok(r) {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no %s after %v:\n%s", what, limit, r.samples())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// promtoolCheck lints a /metrics body with the real promtool.
+func promtoolCheck(t *testing.T, body string) {
+	t.Helper()
+	path, err := exec.LookPath("promtool")
+	require(t, err == nil, "promtool (apt-get install prometheus)")
+	cmd := exec.Command(path, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// openConns lists the gateway's TCP connections on port that are still open
+// (ss: anything but LISTEN and TIME-WAIT, on the gateway's side).
+func openConns(t *testing.T, port int) []string {
+	t.Helper()
+	ss, err := exec.LookPath("ss")
+	require(t, err == nil, "ss (apt-get install iproute2)")
+	out, err := exec.Command(ss, "-Htan", "sport = :"+strconv.Itoa(port)).Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	var open []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" && !strings.HasPrefix(l, "LISTEN") && !strings.HasPrefix(l, "TIME-WAIT") {
+			open = append(open, l)
+		}
+	}
+	return open
+}

