@@ -14,7 +14,9 @@ import (
 
 type fakeCollector func(ctx context.Context, ch chan<- prometheus.Metric) error
 
-func (f fakeCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error { return f(ctx, ch) }
+func (f fakeCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	return f(ctx, ch)
+}
 
 var testDesc = prometheus.NewDesc("test_value", "test", nil, nil)
 
