@@ -37,7 +37,7 @@ vet:
 
 lint:
 	@command -v golangci-lint >/dev/null || $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
-	PATH="$$PATH:$$($(GO) env GOPATH)/bin" golangci-lint run ./...
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" golangci-lint run --build-tags e2e ./...
 
 # End-to-end tests against the real clawdbot and openclaw gateways from npm
 # (installed into .cache/ by scripts/install-gateways.sh) and real promtool.

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -244,7 +245,8 @@ func summarize(t gateway.Target, res *gateway.Result, err error, d time.Duration
 	for _, p := range gateway.Phases() {
 		r.PhaseTime[p.String()] = res.Duration(p).Seconds()
 	}
-	if pe, ok := err.(*gateway.ProbeError); ok {
+	var pe *gateway.ProbeError
+	if errors.As(err, &pe) {
 		r.Reason, r.Phase, r.Error = string(pe.Reason), pe.Phase.String(), pe.Err.Error()
 	} else if err != nil {
 		r.Error = err.Error()

@@ -164,12 +164,12 @@ func (c *probeCollector) record(name string, reason gateway.Reason, err error) {
 		c.failures[name][reason]++
 	}
 	c.mu.Unlock()
-	switch {
-	case reason == prev:
+	switch reason {
+	case prev:
 		if err != nil {
 			c.logger.Debug("gateway probe failed", "gateway", name, "reason", reason, "err", err)
 		}
-	case reason == "":
+	case "":
 		c.logger.Info("gateway is up", "gateway", name)
 	default:
 		c.logger.Warn("gateway probe failed", "gateway", name, "reason", reason, "err", err)

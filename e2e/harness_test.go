@@ -59,7 +59,7 @@ func setup(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	exporter = filepath.Join(dir, "clawdbot_exporter")
 	build := exec.Command("go", "build", "-o", exporter, ".")
 	build.Dir = root

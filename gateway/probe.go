@@ -246,7 +246,7 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client cli
 		resp.Body.Close()
 	}
 	if err != nil {
-		if resp != nil && err == websocket.ErrBadHandshake {
+		if resp != nil && errors.Is(err, websocket.ErrBadHandshake) {
 			err = fmt.Errorf("%w: HTTP %s", err, resp.Status)
 		}
 		return fail(err)

@@ -16,7 +16,7 @@ func TestSecretNeverPrints(t *testing.T) {
 	j, _ := json.Marshal(Target{Token: s, Password: s})
 	for name, out := range map[string]string{
 		"%v":   fmt.Sprintf("%v", s),
-		"%s":   fmt.Sprintf("%s", s),
+		"%s":   fmt.Sprintf("[%s]", s),
 		"%#v":  fmt.Sprintf("%#v", Target{Token: s}),
 		"%+v":  fmt.Sprintf("%+v", Target{Token: s}),
 		"slog": logs.String(),

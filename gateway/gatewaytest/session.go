@@ -446,7 +446,7 @@ type connectParams struct {
 var errBadType = errors.New("bad type")
 
 func protocolOK(server, minP, maxP int) bool {
-	return !(maxP < server || minP > server)
+	return maxP >= server && minP <= server
 }
 
 func checkAuth(o Options, cp connectParams) (code, msg string) {
