@@ -38,6 +38,8 @@ var (
 		"1 when the channel account is configured.", "gateway", "channel", "account")
 	channelEnabledDesc = newDesc("channel_enabled",
 		"1 when the channel account is enabled.", "gateway", "channel", "account")
+	channelRunningDesc = newDesc("channel_running",
+		"1 when the gateway reports the channel account running.", "gateway", "channel", "account")
 	channelProbeDesc = newDesc("channel_probe_ok",
 		"1 when the gateway's last probe of the channel account succeeded; absent when it has not probed it.", "gateway", "channel", "account")
 	agentSessionsDesc = newDesc("agent_sessions",
@@ -203,6 +205,9 @@ func exportHealth(gauge gaugeFunc, h *gateway.Health, now time.Time) {
 			}
 			if a.Enabled != nil {
 				gauge(channelEnabledDesc, boolValue(*a.Enabled), id, account)
+			}
+			if a.Running != nil {
+				gauge(channelRunningDesc, boolValue(*a.Running), id, account)
 			}
 			if ok, known := a.ProbeOK(); known {
 				gauge(channelProbeDesc, boolValue(ok), id, account)

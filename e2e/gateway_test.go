@@ -134,6 +134,27 @@ func TestNoAuthGateways(t *testing.T) {
 	}
 }
 
+// TestClawdbotConfiguredChannel: channel metrics from a real gateway with a
+// configured telegram channel (disabled: enabled, it needs the network).
+func TestClawdbotConfiguredChannel(t *testing.T) {
+	g := startGateway(t, "clawdbot", gatewayOpts{extra: map[string]any{
+		"plugins": map[string]any{"enabled": true, "allow": []string{"telegram"},
+			"entries": map[string]any{"telegram": map[string]any{"enabled": true}}, "slots": map[string]any{"memory": "none"}},
+		"channels": map[string]any{"telegram": map[string]any{"enabled": false, "botToken": "123456:e2e-fake",
+			"accounts": map[string]any{"second": map[string]any{"enabled": false, "botToken": "654321:e2e-fake"}}}},
+	}})
+	r := startExporter(t, nil, g.credentialArgs(t)...).scrape(t, "")
+	expectUp(t, r)
+	t.Logf("channel metrics from a real clawdbot:\n%s", r.samples())
+	labels := map[string]string{"channel": "telegram", "account": "second"}
+	if v, ok := r.value("clawdbot_channel_configured", labels); !ok || v != 1 {
+		t.Errorf("channel_configured%v = %v (present %v)", labels, v, ok)
+	}
+	if v, ok := r.value("clawdbot_channel_running", labels); !ok || v != 0 {
+		t.Errorf("channel_running%v = %v (present %v), want 0 for a disabled channel", labels, v, ok)
+	}
+}
+
 func expectUp(t *testing.T, r scrapeResult) {
 	t.Helper()
 	if v, ok := r.value("clawdbot_up", nil); !ok || v != 1 {

@@ -23,9 +23,7 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/metrictest"
 )
 
 var (
@@ -109,7 +107,8 @@ func (g *Gateway) Pid() int    { return g.cmd.Process.Pid }
 
 type gatewayOpts struct {
 	password bool
-	noAuth   bool // clawdbot: no auth block; openclaw: auth mode none
+	noAuth   bool           // clawdbot: no auth block; openclaw: auth mode none
+	extra    map[string]any // top-level config keys, replacing the defaults
 }
 
 // startGateway starts a real gateway on a free loopback port with its own
@@ -131,7 +130,11 @@ func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 			gw["auth"] = map[string]string{"mode": "none"}
 		}
 	}
-	cfg, _ := json.Marshal(map[string]any{"gateway": gw, "plugins": map[string]any{"enabled": false}})
+	doc := map[string]any{"gateway": gw, "plugins": map[string]any{"enabled": false}}
+	for k, v := range o.extra {
+		doc[k] = v
+	}
+	cfg, _ := json.Marshal(doc)
 	stateDir := filepath.Join(g.Home, "."+product)
 	if err := os.MkdirAll(filepath.Join(g.Home, "tmp"), 0o700); err != nil {
 		t.Fatal(err)
@@ -166,13 +169,24 @@ func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 	t.Cleanup(func() { g.Stop(t) })
 
 	// openclaw listens ~15 s before it serves; give a cold start two minutes.
-	deadline := time.Now().Add(2 * time.Minute)
+	// While it boots the probe may only say it is not there yet (dial), is
+	// booting (starting), or hangs (timeout): anything else would page
+	// someone for a gateway that is merely starting.
+	begin := time.Now()
+	deadline := begin.Add(2 * time.Minute)
+	seen := map[string]int{}
 	for {
 		r := g.probe(t, "--probe.timeout=2s")
 		if r.Up {
-			t.Logf("%s up on port %d after boot (pid %d)", product, g.Port, g.Pid())
+			t.Logf("%s up on port %d after %v (pid %d); reasons while booting: %v", product, g.Port, time.Since(begin).Round(time.Millisecond), g.Pid(), seen)
+			for reason := range seen {
+				if reason != "dial" && reason != "starting" && reason != "timeout" {
+					t.Errorf("while booting, the probe said %q", reason)
+				}
+			}
 			return g
 		}
+		seen[r.Reason]++
 		select {
 		case <-g.exited:
 			t.Fatalf("%s exited during start:\n%s", product, g.log.String())
@@ -271,10 +285,16 @@ func startExporter(t *testing.T, env []string, args ...string) *Exporter {
 }
 
 type scrapeResult struct {
-	body     string
-	families map[string]*dto.MetricFamily
-	elapsed  time.Duration
+	body    string
+	elapsed time.Duration
+	metrictest.Families
 }
+
+func (r scrapeResult) value(name string, labels map[string]string) (float64, bool) {
+	return r.Value(name, labels)
+}
+
+func (r scrapeResult) failing() []string { return r.Failing("") }
 
 // scrape GETs /metrics with Prometheus' timeout header.
 func (e *Exporter) scrape(t *testing.T, timeoutHeader string) scrapeResult {
@@ -294,48 +314,11 @@ func (e *Exporter) scrape(t *testing.T, timeoutHeader string) scrapeResult {
 	if resp.StatusCode != 200 {
 		t.Fatalf("/metrics answered %d: %s", resp.StatusCode, b)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(b))
+	fams, err := metrictest.Parse(string(b))
 	if err != nil {
 		t.Fatalf("unparseable /metrics: %v", err)
 	}
-	return scrapeResult{body: string(b), families: fams, elapsed: elapsed}
-}
-
-func (r scrapeResult) value(name string, labels map[string]string) (float64, bool) {
-next:
-	for _, m := range r.families[name].GetMetric() {
-		have := map[string]string{}
-		for _, lp := range m.GetLabel() {
-			have[lp.GetName()] = lp.GetValue()
-		}
-		for k, v := range labels {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Gauge != nil:
-			return m.GetGauge().GetValue(), true
-		case m.Counter != nil:
-			return m.GetCounter().GetValue(), true
-		}
-	}
-	return 0, false
-}
-
-func (r scrapeResult) failing() []string {
-	var out []string
-	for _, m := range r.families["clawdbot_probe_failing"].GetMetric() {
-		if m.GetGauge().GetValue() == 1 {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "reason" {
-					out = append(out, lp.GetValue())
-				}
-			}
-		}
-	}
-	return out
+	return scrapeResult{body: string(b), Families: fams, elapsed: elapsed}
 }
 
 // samples prints the clawdbot_ samples for the test log.

@@ -99,6 +99,7 @@ type Account struct {
 	AccountID  string          `json:"accountId"`
 	Configured *bool           `json:"configured"`
 	Enabled    *bool           `json:"enabled"`
+	Running    *bool           `json:"running"`
 	Probe      json.RawMessage `json:"probe"`
 }
 
