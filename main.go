@@ -37,6 +37,8 @@ type flags struct {
 	timeoutOffset *time.Duration
 	probeTimeout  *time.Duration
 	configFile    *string
+	procfs        *string
+	lockDirs      *[]string
 	gateway       gateway.Settings
 	gatewaySet    bool
 	probeJSON     *bool
@@ -77,7 +79,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("gateway.token-file", "File holding the gateway token (default: $OPENCLAW_GATEWAY_TOKEN/$CLAWDBOT_GATEWAY_TOKEN, else the gateway's config).").Action(mark).StringVar(&f.gateway.TokenFile)
 	app.Flag("gateway.password-file", "File holding the gateway password (default: $*_GATEWAY_PASSWORD, else the gateway's config).").Action(mark).StringVar(&f.gateway.PasswordFile)
 	app.Flag("gateway.config-path", "The gateway's own config file (clawdbot.json/openclaw.json), read for its port and credentials (default: where the gateway looks).").Action(mark).StringVar(&f.gateway.ConfigPath)
+	app.Flag("gateway.state-dir", "The gateway's state directory, for its sessions and lock (default: $OPENCLAW_STATE_DIR/$CLAWDBOT_STATE_DIR, else the config file's directory).").Action(mark).StringVar(&f.gateway.StateDir)
 	app.Flag("gateway.profile", "The gateway's profile, as given to its --profile flag: its state lives in ~/.openclaw-<profile> or ~/.clawdbot-<profile>.").Action(mark).StringVar(&f.gateway.Profile)
+	f.procfs = app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").String()
+	f.lockDirs = app.Flag("lock.dir", "Extra directory to search for gateway.*.lock files, e.g. a gateway container's /tmp/clawdbot-1000 mounted into the exporter's (repeatable).").Strings()
 	f.web = kingpinflag.AddFlags(app, ":9789")
 	f.collectors = collector.AddFlags(app)
 	flag.AddFlags(app, f.log)
@@ -149,9 +154,14 @@ func resolveTargets(f *flags) ([]gateway.Target, error) {
 func serve(f *flags, targets []gateway.Target, logger *slog.Logger) error {
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
 	for _, t := range targets {
-		logger.Info("probing gateway", "gateway", t.Name, "url", t.URL, "credentials", t.Source)
+		logger.Info("probing gateway", "gateway", t.Name, "url", t.URL, "credentials", t.Source, "config", t.ConfigPath, "state_dir", t.StateDir)
 	}
-	exp, err := collector.New(collector.Config{Gateways: targets, ClientVersion: version.Version}, f.collectors.Enabled(), logger)
+	exp, err := collector.New(collector.Config{
+		Gateways:      targets,
+		ClientVersion: version.Version,
+		ProcfsPath:    *f.procfs,
+		LockDirs:      *f.lockDirs,
+	}, f.collectors.Enabled(), logger)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,12 @@ type Collector interface {
 type Config struct {
 	Gateways      []gateway.Target
 	ClientVersion string
+	// ProcfsPath is the proc filesystem's mount point (--path.procfs);
+	// tests point it at fixture trees.
+	ProcfsPath string
+	// LockDirs are extra directories to search for gateway lock files
+	// (--lock.dir), for a gateway whose TMPDIR the exporter cannot guess.
+	LockDirs []string
 }
 
 type factory func(cfg Config, logger *slog.Logger) (Collector, error)

@@ -99,6 +99,9 @@ type Settings struct {
 	// credentials; empty means look where the gateway looks.
 	ConfigPath string `yaml:"config_path"`
 	Profile    string `yaml:"profile"`
+	// StateDir is the gateway's state directory (sessions, openclaw's
+	// lock); empty means the config file's directory.
+	StateDir string `yaml:"state_dir"`
 }
 
 // Resolve turns settings into a probe target. Precedence, for each of URL
@@ -142,6 +145,8 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 	} else {
 		configPath = expandHome(configPath, home)
 	}
+	t.ConfigPath = configPath
+	t.StateDir = stateDir(s, env, home, configPath)
 	var cfg *GatewayConfig
 	if configPath != "" {
 		cfg, err = LoadGatewayConfig(configPath)
@@ -197,6 +202,27 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 		return t, fmt.Errorf("gateway %q: %w", t.Name, err)
 	}
 	return t, nil
+}
+
+// stateDir is where the gateway keeps its state: the setting, the
+// environment, the config file's directory, or the default home.
+func stateDir(s Settings, env Env, home, configPath string) string {
+	switch {
+	case s.StateDir != "":
+		return expandHome(s.StateDir, home)
+	case env("OPENCLAW_STATE_DIR") != "":
+		return expandHome(env("OPENCLAW_STATE_DIR"), home)
+	case env("CLAWDBOT_STATE_DIR") != "":
+		return expandHome(env("CLAWDBOT_STATE_DIR"), home)
+	case configPath != "":
+		return filepath.Dir(configPath)
+	}
+	for _, d := range []string{".openclaw", ".clawdbot"} {
+		if st, err := os.Stat(filepath.Join(home, d)); err == nil && st.IsDir() {
+			return filepath.Join(home, d)
+		}
+	}
+	return filepath.Join(home, ".clawdbot")
 }
 
 // readSecretFile reads a one-line secret; surrounding whitespace is dropped

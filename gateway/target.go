@@ -22,6 +22,11 @@ type Target struct {
 	// Source says where the credentials came from (flag, env, config file
 	// path): logged at start so an operator can tell which one is used.
 	Source string
+	// ConfigPath is the gateway's own config file as the gateway names it
+	// (its lock file name is a hash of this string); empty when none was
+	// found. StateDir holds its sessions and, for openclaw, its lock.
+	ConfigPath string
+	StateDir   string
 }
 
 // Validate reports a target that can never be probed.
