@@ -38,6 +38,7 @@ type flags struct {
 	probeTimeout  *time.Duration
 	configFile    *string
 	procfs        *string
+	sysfs         *string
 	lockDirs      *[]string
 	gateway       gateway.Settings
 	gatewaySet    bool
@@ -82,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app.Flag("gateway.state-dir", "The gateway's state directory, for its sessions and lock (default: $OPENCLAW_STATE_DIR/$CLAWDBOT_STATE_DIR, else the config file's directory).").Action(mark).StringVar(&f.gateway.StateDir)
 	app.Flag("gateway.profile", "The gateway's profile, as given to its --profile flag: its state lives in ~/.openclaw-<profile> or ~/.clawdbot-<profile>.").Action(mark).StringVar(&f.gateway.Profile)
 	f.procfs = app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").String()
+	f.sysfs = app.Flag("path.sysfs", "sysfs mountpoint.").Default("/sys").String()
 	f.lockDirs = app.Flag("lock.dir", "Extra directory to search for gateway.*.lock files, e.g. a gateway container's /tmp/clawdbot-1000 mounted into the exporter's (repeatable).").Strings()
 	f.web = kingpinflag.AddFlags(app, ":9789")
 	f.collectors = collector.AddFlags(app)
@@ -160,6 +162,7 @@ func serve(f *flags, targets []gateway.Target, logger *slog.Logger) error {
 		Gateways:      targets,
 		ClientVersion: version.Version,
 		ProcfsPath:    *f.procfs,
+		SysfsPath:     *f.sysfs,
 		LockDirs:      *f.lockDirs,
 	}, f.collectors.Enabled(), logger)
 	if err != nil {

@@ -33,6 +33,8 @@ type Config struct {
 	// ProcfsPath is the proc filesystem's mount point (--path.procfs);
 	// tests point it at fixture trees.
 	ProcfsPath string
+	// SysfsPath is the sysfs mount point (--path.sysfs), for cgroup limits.
+	SysfsPath string
 	// LockDirs are extra directories to search for gateway lock files
 	// (--lock.dir), for a gateway whose TMPDIR the exporter cannot guess.
 	LockDirs []string
