@@ -3,9 +3,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,6 +40,8 @@ type flags struct {
 	gateway       gateway.Settings
 	gatewaySet    bool
 	probeJSON     *bool
+	locksJSON     *bool
+	removeStale   *bool
 	web           *web.FlagConfig
 	collectors    *collector.Flags
 	log           *promslog.Config
@@ -68,6 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveCmd := app.Command("serve", "Serve metrics (the default).").Default()
 	probeCmd := app.Command("probe", "Probe the gateway once, print the result, exit 0 when it is up and 1 when not: a Docker/Kubernetes health check.")
 	f.probeJSON = probeCmd.Flag("json", "Print the result as JSON.").Bool()
+	locksCmd := app.Command("locks", "List every gateway lock file with its owner's state, age and filesystem: the stability guide's manual stale-lock check in one command.")
+	f.locksJSON = locksCmd.Flag("json", "Print the locks as JSON.").Bool()
+	f.removeStale = locksCmd.Flag("remove-stale", "Remove locks whose owner is dead or whose pid was reused, re-checking each just before; never one whose owner lives.").Bool()
 
 	f.metricsPath = app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").String()
 	f.maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrapes; 0 disables the limit.").Default("40").Int()
@@ -110,6 +112,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case probeCmd.FullCommand():
 		return probeOnce(targets, *f.probeTimeout, *f.probeJSON, stdout)
+	case locksCmd.FullCommand():
+		return listLocks(targets, *f.procfs, *f.lockDirs, *f.locksJSON, *f.removeStale, stdout, stderr)
 	case serveCmd.FullCommand():
 		if err := serve(f, targets, logger); err != nil {
 			logger.Error("exporter stopped", "err", err)
@@ -202,88 +206,4 @@ func serve(f *flags, targets []gateway.Target, logger *slog.Logger) error {
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return web.ListenAndServe(srv, f.web, logger)
-}
-
-// probeResult is the --json output of the probe subcommand.
-type probeResult struct {
-	Gateway   string             `json:"gateway"`
-	URL       string             `json:"url"`
-	Up        bool               `json:"up"`
-	Reason    string             `json:"reason,omitempty"`
-	Phase     string             `json:"phase,omitempty"`
-	Error     string             `json:"error,omitempty"`
-	Product   string             `json:"product,omitempty"`
-	Protocol  int                `json:"protocol,omitempty"`
-	Version   string             `json:"version,omitempty"`
-	Uptime    float64            `json:"uptime_seconds,omitempty"`
-	Ready     *bool              `json:"http_ready,omitempty"`
-	Duration  float64            `json:"duration_seconds"`
-	PhaseTime map[string]float64 `json:"phase_seconds"`
-}
-
-func probeOnce(targets []gateway.Target, timeout time.Duration, asJSON bool, out io.Writer) int {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	prober := &gateway.Prober{ClientVersion: version.Version}
-	results := make([]probeResult, len(targets))
-	done := make(chan int, len(targets))
-	for i, t := range targets {
-		go func() {
-			begin := time.Now()
-			res, err := prober.Probe(ctx, t)
-			results[i] = summarize(t, res, err, time.Since(begin))
-			done <- i
-		}()
-	}
-	for range targets {
-		<-done
-	}
-	code := 0
-	for _, r := range results {
-		if !r.Up {
-			code = 1
-		}
-		if asJSON {
-			b, _ := json.Marshal(r)
-			fmt.Fprintln(out, string(b))
-			continue
-		}
-		fmt.Fprintln(out, r.line())
-	}
-	return code
-}
-
-func summarize(t gateway.Target, res *gateway.Result, err error, d time.Duration) probeResult {
-	r := probeResult{Gateway: t.Name, URL: t.URL, Up: err == nil, Duration: d.Seconds(), PhaseTime: map[string]float64{}}
-	for _, p := range gateway.Phases() {
-		r.PhaseTime[p.String()] = res.Duration(p).Seconds()
-	}
-	var pe *gateway.ProbeError
-	if errors.As(err, &pe) {
-		r.Reason, r.Phase, r.Error = string(pe.Reason), pe.Phase.String(), pe.Err.Error()
-	} else if err != nil {
-		r.Error = err.Error()
-	}
-	if res.Hello != nil {
-		r.Product, r.Protocol, r.Version = res.Product(), res.Hello.Protocol, res.Version()
-		if u := res.Hello.Snapshot.UptimeMs; u != nil {
-			r.Uptime = *u / 1000
-		}
-	}
-	if res.Ready != nil && res.Ready.Answered {
-		r.Ready = &res.Ready.Ready
-	}
-	return r
-}
-
-func (r probeResult) line() string {
-	if !r.Up {
-		return fmt.Sprintf("DOWN %s %s: %s in phase %s after %.3fs: %s", r.Gateway, r.URL, r.Reason, r.Phase, r.Duration, r.Error)
-	}
-	v := r.Version
-	if v == "" {
-		v = "unknown"
-	}
-	return fmt.Sprintf("UP %s %s: %s protocol %d version %s, uptime %s, health ok, %.3fs",
-		r.Gateway, r.URL, r.Product, r.Protocol, v, time.Duration(r.Uptime*float64(time.Second)).Round(time.Second), r.Duration)
 }
