@@ -24,6 +24,13 @@ type fakeProc struct {
 
 func procTree(t *testing.T, procs map[int]fakeProc) procfs.FS {
 	t.Helper()
+	_, fs := procTreeAt(t, procs)
+	return fs
+}
+
+// procTreeAt is procTree that also returns the tree's root, to add files.
+func procTreeAt(t *testing.T, procs map[int]fakeProc) (string, procfs.FS) {
+	t.Helper()
 	root := t.TempDir()
 	for pid, p := range procs {
 		dir := filepath.Join(root, fmt.Sprint(pid))
@@ -51,7 +58,7 @@ func procTree(t *testing.T, procs map[int]fakeProc) procfs.FS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fs
+	return root, fs
 }
 
 func mustWrite(t *testing.T, path, content string) {
@@ -324,5 +331,44 @@ func TestStatFilesystem(t *testing.T) {
 	}
 	if fs := StatFilesystem("/nonexistent"); fs.Type != "unknown" {
 		t.Errorf("missing dir: %+v", fs)
+	}
+}
+
+// TestInspectLockReplacedWhileRead: a gateway replaces its lock (write to a
+// temporary name, rename over) while the exporter reads it. Each read must
+// see one whole version, never a mix, and never fail.
+func TestInspectLockReplacedWhileRead(t *testing.T) {
+	fs := procTree(t, map[int]fakeProc{4242: {starttime: 100, comm: "clawdbot-gatewa"}})
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gateway.race.lock")
+	versions := []string{`{"pid":4242,"startTime":100}`, `{"pid":31337,"startTime":7}`}
+	mustWrite(t, path, versions[0])
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tmp := filepath.Join(dir, "tmp")
+			_ = os.WriteFile(tmp, []byte(versions[i%2]), 0o644)
+			_ = os.Rename(tmp, path)
+		}
+	}()
+	seen := map[OwnerState]int{}
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+		l := InspectLock(fs, path)
+		seen[l.State]++
+		if (l.State == OwnerAlive && l.PID != 4242) || (l.State == OwnerDead && l.PID != 31337) {
+			t.Fatalf("mixed versions: %+v", l)
+		}
+	}
+	close(stop)
+	<-done
+	if seen[OwnerUnknown] > 0 || seen[OwnerAlive] == 0 || seen[OwnerDead] == 0 {
+		t.Errorf("states seen: %v", seen)
 	}
 }
