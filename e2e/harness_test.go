@@ -97,9 +97,12 @@ type Gateway struct {
 	Home    string
 	Token   string // token mode
 	Pass    string // password mode
-	cmd     *exec.Cmd
-	log     *syncBuffer
-	exited  chan struct{}
+	// BootTime is how long the last Start took until the gateway answered.
+	BootTime time.Duration
+	cmd      *exec.Cmd
+	log      *syncBuffer
+	exited   chan struct{}
+	cleanup  bool
 }
 
 func (g *Gateway) URL() string { return fmt.Sprintf("ws://127.0.0.1:%d", g.Port) }
@@ -115,7 +118,7 @@ type gatewayOpts struct {
 // HOME and TMPDIR, and waits until it answers a probe.
 func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 	t.Helper()
-	g := &Gateway{Product: product, Port: freePort(t), Home: t.TempDir(), log: &syncBuffer{}, exited: make(chan struct{})}
+	g := &Gateway{Product: product, Port: freePort(t), Home: t.TempDir()}
 	auth := map[string]string{"mode": "token", "token": "e2e-token-" + strconv.Itoa(g.Port)}
 	g.Token = auth["token"]
 	if o.password {
@@ -145,6 +148,17 @@ func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 	if err := os.WriteFile(filepath.Join(stateDir, product+".json"), cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	g.Start(t)
+	return g
+}
+
+// Start launches the gateway process (again, after Stop or a kill) and waits
+// until it answers a probe.
+func (g *Gateway) Start(t *testing.T) {
+	t.Helper()
+	product := g.Product
+	g.exited = make(chan struct{})
+	g.log = &syncBuffer{}
 	var entry string
 	P := strings.ToUpper(product)
 	env := []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp"), "NO_COLOR=1", "PATH=" + filepath.Dir(nodeBin) + ":/usr/bin:/bin"}
@@ -166,7 +180,10 @@ func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 		t.Fatal(err)
 	}
 	go func() { _ = g.cmd.Wait(); close(g.exited) }()
-	t.Cleanup(func() { g.Stop(t) })
+	if !g.cleanup {
+		g.cleanup = true
+		t.Cleanup(func() { g.Stop(t) })
+	}
 
 	// openclaw listens ~15 s before it serves; give a cold start two minutes.
 	// While it boots the probe may only say it is not there yet (dial), is
@@ -184,7 +201,8 @@ func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 					t.Errorf("while booting, the probe said %q", reason)
 				}
 			}
-			return g
+			g.BootTime = time.Since(begin)
+			return
 		}
 		seen[r.Reason]++
 		select {
@@ -198,6 +216,15 @@ func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// Kill sends SIGKILL (a crash, an OOM kill) and waits.
+func (g *Gateway) Kill(t *testing.T) {
+	_ = syscall.Kill(-g.Pid(), syscall.SIGKILL)
+	<-g.exited
+}
+
+// Log is what the gateway printed since its last Start.
+func (g *Gateway) Log() string { return g.log.String() }
 
 // Stop sends SIGTERM and waits, as systemd and docker do.
 func (g *Gateway) Stop(t *testing.T) {
