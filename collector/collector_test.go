@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -85,12 +86,22 @@ func TestScrapeTimeout(t *testing.T) {
 }
 
 func TestCollectorFlags(t *testing.T) {
+	var defaults []string
+	for _, n := range names() {
+		if defaultEnabled[n] {
+			defaults = append(defaults, n)
+		}
+	}
+	if len(defaults) < 2 {
+		t.Fatalf("default collectors %v", defaults)
+	}
+	withoutProbe := slices.DeleteFunc(slices.Clone(defaults), func(n string) bool { return n == "probe" })
 	for _, tc := range []struct {
 		args []string
 		want []string
 	}{
-		{nil, []string{"probe"}},
-		{[]string{"--no-collector.probe"}, nil},
+		{nil, defaults},
+		{[]string{"--no-collector.probe"}, withoutProbe},
 		{[]string{"--collector.disable-defaults"}, nil},
 		{[]string{"--collector.disable-defaults", "--collector.probe"}, []string{"probe"}},
 	} {
@@ -99,8 +110,7 @@ func TestCollectorFlags(t *testing.T) {
 		if _, err := app.Parse(tc.args); err != nil {
 			t.Fatal(err)
 		}
-		got := f.Enabled()
-		if len(got) != len(tc.want) || (len(got) > 0 && got[0] != tc.want[0]) {
+		if got := f.Enabled(); !slices.Equal(got, tc.want) {
 			t.Errorf("%v: enabled %v, want %v", tc.args, got, tc.want)
 		}
 	}
