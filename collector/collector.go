@@ -121,13 +121,15 @@ type Exporter struct {
 	collectors map[string]Collector
 	logger     *slog.Logger
 	// lateGrace is how long after the deadline a collector may still
-	// deliver; past it the scrape returns without it.
+	// deliver; past it the scrape returns without it. A probe that gives up
+	// at the deadline still needs a few milliseconds to report, more on a
+	// busy machine.
 	lateGrace time.Duration
 }
 
 // New builds the named collectors.
 func New(cfg Config, enabled []string, logger *slog.Logger) (*Exporter, error) {
-	e := &Exporter{collectors: map[string]Collector{}, logger: logger, lateGrace: 20 * time.Millisecond}
+	e := &Exporter{collectors: map[string]Collector{}, logger: logger, lateGrace: 50 * time.Millisecond}
 	for _, name := range enabled {
 		f, ok := factories[name]
 		if !ok {
