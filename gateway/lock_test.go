@@ -176,25 +176,11 @@ func TestInspectLockPermissionDenied(t *testing.T) {
 	path := filepath.Join(dir, "gateway.x.lock")
 	mustWrite(t, path, `{"pid":1}`)
 	_ = os.Chmod(path, 0o600)
-	// A helper process reads it as nobody: the test binary, copied where
-	// nobody may run it, re-executed.
-	bin := filepath.Join(dir, "gateway.test")
-	b, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^TestHelperInspect$")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LOCK_HELPER_PATH="+path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
+	out, err := runAsNobody(t, "TestHelperInspect", "LOCK_HELPER_PATH="+path)
 	if err != nil {
 		t.Fatalf("helper: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "state=unknown why=open") || !strings.Contains(string(out), "permission denied") {
+	if !strings.Contains(out, "state=unknown why=open") || !strings.Contains(out, "permission denied") {
 		t.Errorf("as nobody: %s", out)
 	}
 }

@@ -1,0 +1,102 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+)
+
+func init() {
+	registerCollector("sessions", true, newSessionsCollector)
+}
+
+var (
+	sessionLabels      = []string{"gateway", "agent"}
+	sessionStoreDesc   = newDesc("session_store_sessions", "Entries in the agent's sessions.json.", sessionLabels...)
+	sessionBytesDesc   = newDesc("session_store_transcript_bytes", "Total size of the agent's session transcripts.", sessionLabels...)
+	sessionLargestDesc = newDesc("session_store_largest_transcript_bytes",
+		"Size of the agent's largest session transcript.", sessionLabels...)
+	sessionLinesDesc = newDesc("session_store_largest_transcript_lines",
+		"Lines in the agent's largest session transcript: its history length.", sessionLabels...)
+	sessionUpdateDesc = newDesc("session_store_last_update_timestamp_seconds",
+		"Newest updatedAt in the agent's sessions.json.", sessionLabels...)
+	sessionErrorsDesc = newDesc("session_store_read_errors",
+		"Session files that could not be read or parsed in the last scan.", sessionLabels...)
+)
+
+type sessionsTarget struct {
+	name, stateDir string
+	scanner        *gateway.SessionScanner
+}
+
+// sessionsCollector reads clawdbot's session stores from each gateway's
+// state directory. openclaw keeps its sessions in SQLite, which it leaves
+// alone: the probe collector has openclaw's counts from the health payload.
+type sessionsCollector struct {
+	targets []sessionsTarget
+	logger  *slog.Logger
+}
+
+func newSessionsCollector(cfg Config, logger *slog.Logger) (Collector, error) {
+	c := &sessionsCollector{logger: logger}
+	for _, t := range cfg.Gateways {
+		if t.StateDir == "" {
+			continue
+		}
+		c.targets = append(c.targets, sessionsTarget{name: t.Name, stateDir: t.StateDir, scanner: gateway.NewSessionScanner()})
+	}
+	return c, nil
+}
+
+// Update scans every gateway's state directory concurrently. A scan cut
+// short by the deadline exports nothing for its gateway: partial sums would
+// look like shrinking stores. What it read is kept for the next scrape.
+func (c *sessionsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, t := range c.targets {
+		wg.Go(func() {
+			agents, err := t.scanner.Scan(ctx, t.stateDir)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("gateway %s: scanning %s: %w", t.name, t.stateDir, err))
+				mu.Unlock()
+				return
+			}
+			for _, a := range agents {
+				if a.Errors > 0 {
+					c.logger.Debug("unreadable session files", "gateway", t.name, "agent", a.Agent, "errors", a.Errors)
+				}
+				exportAgentSessions(ch, t.name, a)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func exportAgentSessions(ch chan<- prometheus.Metric, gw string, a gateway.AgentSessions) {
+	// Agent ids are directory names: a label value must be UTF-8.
+	agent := strings.ToValidUTF8(a.Agent, "\uFFFD")
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, gw, agent)
+	}
+	gauge(sessionStoreDesc, float64(a.Sessions))
+	gauge(sessionBytesDesc, float64(a.TranscriptBytes))
+	gauge(sessionLargestDesc, float64(a.LargestBytes))
+	gauge(sessionLinesDesc, float64(a.LargestLines))
+	if !a.LastUpdate.IsZero() {
+		gauge(sessionUpdateDesc, float64(a.LastUpdate.UnixMilli())/1000)
+	}
+	gauge(sessionErrorsDesc, float64(a.Errors))
+}
