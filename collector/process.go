@@ -44,10 +44,13 @@ var (
 
 type processCollector struct {
 	fs      procfs.FS
+	procfs  string
 	sysfs   string
 	targets []gateway.Target
 	extra   []string
 	logger  *slog.Logger
+
+	finder gateway.ProcessFinder
 }
 
 func newProcessCollector(cfg Config, logger *slog.Logger) (Collector, error) {
@@ -59,7 +62,11 @@ func newProcessCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	if sysfs == "" {
 		sysfs = "/sys"
 	}
-	return &processCollector{fs: fs, sysfs: sysfs, targets: cfg.Gateways, extra: cfg.LockDirs, logger: logger}, nil
+	procPath := cfg.ProcfsPath
+	if procPath == "" {
+		procPath = procfs.DefaultMountPoint
+	}
+	return &processCollector{fs: fs, procfs: procPath, sysfs: sysfs, targets: cfg.Gateways, extra: cfg.LockDirs, logger: logger}, nil
 }
 
 func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
@@ -69,7 +76,7 @@ func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 		g := func(d *prometheus.Desc, v float64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{t.Name}, labels...)...)
 		}
-		p, err := gateway.FindProcess(c.fs, t, locks)
+		p, err := c.finder.Find(c.fs, c.procfs, t, locks)
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}

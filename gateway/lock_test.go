@@ -61,6 +61,19 @@ func procTreeAt(t *testing.T, procs map[int]fakeProc) (string, procfs.FS) {
 	return root, fs
 }
 
+// procTreeOverwrite replaces one process of a tree made by procTreeAt.
+func procTreeOverwrite(t *testing.T, root string, pid int, p fakeProc) {
+	t.Helper()
+	other, _ := procTreeAt(t, map[int]fakeProc{pid: p})
+	for _, f := range []string{"stat", "comm", "cmdline"} {
+		b, err := os.ReadFile(filepath.Join(other, fmt.Sprint(pid), f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, filepath.Join(root, fmt.Sprint(pid), f), string(b))
+	}
+}
+
 func mustWrite(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/procfs"
 )
@@ -25,9 +26,10 @@ var gatewayTitles = []string{"clawdbot-gateway", "openclaw-gateway", "moltbot-ga
 
 // FindProcess finds a target's gateway process: the owner of its lock when
 // that owner is alive (pid and start time match), else the one process
-// titled like a gateway that listens on the target's port (or the only
-// such process when sockets cannot be read).
-func FindProcess(fs procfs.FS, t Target, locks []Lock) (*Process, error) {
+// titled like a gateway that listens on the target's port, in its own network
+// namespace (<procRoot>/<pid>/net/tcp), or, when no candidate's sockets can
+// be read at all, the only candidate there is.
+func FindProcess(fs procfs.FS, procRoot string, t Target, locks []Lock) (*Process, error) {
 	for _, l := range locks {
 		if l.Gateway == t.Name && l.State == OwnerAlive {
 			p, err := fs.Proc(l.PID)
@@ -46,11 +48,7 @@ func FindProcess(fs procfs.FS, t Target, locks []Lock) (*Process, error) {
 			candidates = append(candidates, p)
 		}
 	}
-	if len(candidates) == 0 {
-		return nil, nil
-	}
 	port := targetPort(t)
-	listening := listeningInodes(fs, port)
 	var onPort []procfs.Proc
 	unreadable := 0
 	for _, p := range candidates {
@@ -59,6 +57,7 @@ func FindProcess(fs procfs.FS, t Target, locks []Lock) (*Process, error) {
 			unreadable++
 			continue
 		}
+		listening := listeningInodes(filepath.Join(procRoot, strconv.Itoa(p.PID)), port)
 		for _, fd := range fds {
 			if listening[fd] {
 				onPort = append(onPort, p)
@@ -69,12 +68,66 @@ func FindProcess(fs procfs.FS, t Target, locks []Lock) (*Process, error) {
 	switch {
 	case len(onPort) == 1:
 		return &Process{Proc: onPort[0], Method: "title"}, nil
-	case len(onPort) == 0 && len(candidates) == 1 && (unreadable == 1 || len(listening) == 0):
-		// Its sockets (or the port's) cannot be read: one candidate is
-		// the best answer there is.
+	case len(onPort) == 0 && len(candidates) == 1 && unreadable == 1:
+		// Its sockets cannot be read (another user's process): the one
+		// candidate is the best answer there is.
 		return &Process{Proc: candidates[0], Method: "title"}, nil
 	}
 	return nil, nil
+}
+
+// ProcessFinder remembers each gateway's process by (pid, start ticks):
+// while that process lives no scan of /proc is needed, whose net/tcp can
+// list thousands of sockets. The zero value is ready to use.
+type ProcessFinder struct {
+	mu    sync.Mutex
+	found map[string]foundProcess
+}
+
+type foundProcess struct {
+	pid    int
+	start  uint64
+	method string
+}
+
+// Find is FindProcess, answered from memory while the process found last
+// time still runs (same pid, same start tick) and no live lock of the
+// gateway names another process.
+func (f *ProcessFinder) Find(fs procfs.FS, procRoot string, t Target, locks []Lock) (*Process, error) {
+	f.mu.Lock()
+	prev, ok := f.found[t.Name]
+	f.mu.Unlock()
+	if ok && !lockNamesOther(t, locks, prev.pid) {
+		if p, err := fs.Proc(prev.pid); err == nil {
+			if st, err := p.Stat(); err == nil && st.Starttime == prev.start {
+				return &Process{Proc: p, Method: prev.method}, nil
+			}
+		}
+	}
+	p, err := FindProcess(fs, procRoot, t, locks)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.found == nil {
+		f.found = map[string]foundProcess{}
+	}
+	delete(f.found, t.Name)
+	if p != nil {
+		if st, err := p.Stat(); err == nil {
+			f.found[t.Name] = foundProcess{pid: p.PID, start: st.Starttime, method: p.Method}
+		}
+	}
+	return p, err
+}
+
+// lockNamesOther is true when the gateway's live lock belongs to another
+// process than pid: the lock is the better witness.
+func lockNamesOther(t Target, locks []Lock, pid int) bool {
+	for _, l := range locks {
+		if l.Gateway == t.Name && l.State == OwnerAlive && l.PID != pid {
+			return true
+		}
+	}
+	return false
 }
 
 func isGatewayTitle(p procfs.Proc) bool {
@@ -106,9 +159,14 @@ func targetPort(t Target) int {
 }
 
 // listeningInodes are the "socket:[inode]" fd targets of sockets listening on
-// port, IPv4 and IPv6.
-func listeningInodes(fs procfs.FS, port int) map[string]bool {
+// port, IPv4 and IPv6, in the network namespace of the process whose /proc
+// directory is procDir.
+func listeningInodes(procDir string, port int) map[string]bool {
 	out := map[string]bool{}
+	fs, err := procfs.NewFS(procDir)
+	if err != nil {
+		return out
+	}
 	const listen = 0x0a
 	// Deprecated in favour of netlink, but netlink cannot read a
 	// --path.procfs tree: tests and containers need the files.

@@ -26,12 +26,11 @@ func TestFindProcessByTitleAndPort(t *testing.T) {
 		300: {starttime: 3, comm: "node"},
 	})
 	// 18789 = 0x4965, 18790 = 0x4966; state 0A = LISTEN.
-	withFiles(t, root, map[string]string{
-		"net/tcp": "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
-			"   0: 0100007F:4965 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 5555 1 0000000000000000 100 0 0 10 0\n" +
-			"   1: 0100007F:4966 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 6666 1 0000000000000000 100 0 0 10 0\n",
-		"net/tcp6": "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
-	})
+	table := "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+		"   0: 0100007F:4965 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 5555 1 0000000000000000 100 0 0 10 0\n" +
+		"   1: 0100007F:4966 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 6666 1 0000000000000000 100 0 0 10 0\n"
+	// Each process sees the socket table of its own network namespace.
+	withFiles(t, root, map[string]string{"100/net/tcp": table, "200/net/tcp": table, "300/net/tcp": table})
 	for pid, inode := range map[int]int{100: 6666, 200: 5555} {
 		fd := filepath.Join(root, fmt.Sprint(pid), "fd")
 		_ = os.MkdirAll(fd, 0o755)
@@ -39,19 +38,78 @@ func TestFindProcessByTitleAndPort(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p, err := FindProcess(fs, Target{Name: "gw", URL: "ws://127.0.0.1:18789"}, nil)
+	p, err := FindProcess(fs, root, Target{Name: "gw", URL: "ws://127.0.0.1:18789"}, nil)
 	if err != nil || p == nil || p.PID != 200 || p.Method != "title" {
 		t.Fatalf("got %+v, %v; want pid 200 by title", p, err)
 	}
 	// The live owner of the gateway's lock wins over titles.
-	p, _ = FindProcess(fs, Target{Name: "gw", URL: "ws://127.0.0.1:18789"}, []Lock{{Gateway: "gw", PID: 300, State: OwnerAlive}})
+	p, _ = FindProcess(fs, root, Target{Name: "gw", URL: "ws://127.0.0.1:18789"}, []Lock{{Gateway: "gw", PID: 300, State: OwnerAlive}})
 	if p == nil || p.PID != 300 || p.Method != "lock" {
 		t.Fatalf("got %+v, want pid 300 by lock", p)
 	}
 	// A dead owner does not count; nothing listens on 18000: none.
-	p, _ = FindProcess(fs, Target{Name: "gw", URL: "ws://127.0.0.1:18000"}, []Lock{{Gateway: "gw", PID: 300, State: OwnerDead}})
+	p, _ = FindProcess(fs, root, Target{Name: "gw", URL: "ws://127.0.0.1:18000"}, []Lock{{Gateway: "gw", PID: 300, State: OwnerDead}})
 	if p != nil {
 		t.Fatalf("got %+v, want none", p)
+	}
+}
+
+func TestFindProcessIgnoresOtherGateways(t *testing.T) {
+	// One gateway runs on this host, on 18790: it is not the target's
+	// (18789), although it is the only candidate.
+	root, fs := procTreeAt(t, map[int]fakeProc{100: {starttime: 1, comm: "clawdbot-gatewa"}})
+	withFiles(t, root, map[string]string{
+		"100/net/tcp": "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+			"   0: 0100007F:4966 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 6666 1 0000000000000000 100 0 0 10 0\n",
+	})
+	_ = os.MkdirAll(filepath.Join(root, "100", "fd"), 0o755)
+	if err := os.Symlink("socket:[6666]", filepath.Join(root, "100", "fd", "3")); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := FindProcess(fs, root, Target{Name: "gw", URL: "ws://127.0.0.1:18789"}, nil); p != nil {
+		t.Fatalf("took pid %d, which listens on another port", p.PID)
+	}
+	if p, _ := FindProcess(fs, root, Target{Name: "gw", URL: "ws://127.0.0.1:18790"}, nil); p == nil || p.PID != 100 {
+		t.Fatalf("on its own port: %+v", p)
+	}
+}
+
+func TestProcessFinderRemembers(t *testing.T) {
+	root, fs := procTreeAt(t, map[int]fakeProc{
+		100: {starttime: 1, comm: "clawdbot-gatewa"},
+		200: {starttime: 2, comm: "clawdbot-gatewa"},
+	})
+	withFiles(t, root, map[string]string{
+		"200/net/tcp": "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" +
+			"   0: 0100007F:4965 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 5555 1 0000000000000000 100 0 0 10 0\n",
+	})
+	_ = os.MkdirAll(filepath.Join(root, "200", "fd"), 0o755)
+	if err := os.Symlink("socket:[5555]", filepath.Join(root, "200", "fd", "3")); err != nil {
+		t.Fatal(err)
+	}
+	target := Target{Name: "gw", URL: "ws://127.0.0.1:18789"}
+	var f ProcessFinder
+	if p, _ := f.Find(fs, root, target, nil); p == nil || p.PID != 200 {
+		t.Fatalf("first find: %+v", p)
+	}
+	// Without the socket table a fresh lookup cannot tell the two apart;
+	// the remembered process still answers.
+	_ = os.Remove(filepath.Join(root, "200", "net", "tcp"))
+	if p, _ := FindProcess(fs, root, target, nil); p != nil {
+		t.Fatalf("fresh lookup without sockets: %+v, want none", p)
+	}
+	if p, _ := f.Find(fs, root, target, nil); p == nil || p.PID != 200 || p.Method != "title" {
+		t.Fatalf("remembered find: %+v", p)
+	}
+	// A live lock naming another process wins over memory.
+	if p, _ := f.Find(fs, root, target, []Lock{{Gateway: "gw", PID: 100, State: OwnerAlive}}); p == nil || p.PID != 100 || p.Method != "lock" {
+		t.Fatalf("with a lock: %+v", p)
+	}
+	// The remembered process restarts under the same pid: another start
+	// tick, so it is looked up again.
+	procTreeOverwrite(t, root, 100, fakeProc{starttime: 9, comm: "clawdbot-gatewa"})
+	if p, _ := f.Find(fs, root, target, nil); p != nil {
+		t.Fatalf("after the pid was reused: %+v, want a fresh (empty) lookup", p)
 	}
 }
 
