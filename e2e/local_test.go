@@ -3,12 +3,15 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // lockOf returns the path and state of the gateway "default"'s lock in a
@@ -76,6 +79,26 @@ func TestLocalState(t *testing.T) {
 			if v, _ := r.value("clawdbot_process_resident_memory_bytes", nil); v < 50<<20 {
 				t.Errorf("gateway RSS %v, want a Node process's (> 50 MiB)", v)
 			}
+			// The config collector reads the real gateway's config.
+			for _, c := range []struct {
+				name   string
+				labels map[string]string
+				want   float64
+			}{
+				{"clawdbot_config_parse_ok", nil, 1},
+				{"clawdbot_config_info", map[string]string{"bind": "loopback", "auth_mode": "token"}, 1},
+				{"clawdbot_config_exposed_without_auth", nil, 0},
+				{"clawdbot_config_unknown_key", map[string]string{"key": "session.historyLimit"}, 0},
+			} {
+				if v, ok := r.value(c.name, c.labels); !ok || v != c.want {
+					t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, v, ok, c.want)
+				}
+			}
+			for _, c := range []string{"config", "lock", "process", "sessions", "probe"} {
+				if v, _ := r.value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); v != 1 {
+					t.Errorf("collector %s failed beside a real %s", c, tc.product)
+				}
+			}
 			promtoolCheck(t, r.body)
 
 			tc.stop(g, t)
@@ -106,6 +129,9 @@ func TestLocalState(t *testing.T) {
 				t.Errorf("stale lock still there: %v", err)
 			}
 
+			if tc.product == "clawdbot" {
+				seedSessions(t, filepath.Join(g.Home, ".clawdbot", "agents", "main", "sessions"))
+			}
 			g.Start(t)
 			t.Logf("%s restarted in %v", tc.product, g.BootTime)
 			if strings.Contains(g.Log(), "already running") || strings.Contains(g.Log(), "lock timeout") {
@@ -114,6 +140,18 @@ func TestLocalState(t *testing.T) {
 			r = e.scrape(t, "")
 			if _, state, n := lockOf(r); n != 1 || state != "alive" {
 				t.Errorf("after restart: %d locks, state %q", n, state)
+			}
+			if tc.product == "clawdbot" {
+				// The gateway's own count (health) and the exporter's
+				// reading of the same store agree.
+				main := map[string]string{"agent": "main"}
+				fromGateway, _ := r.value("clawdbot_agent_sessions", main)
+				fromDisk, _ := r.value("clawdbot_session_store_sessions", main)
+				lines, _ := r.value("clawdbot_session_store_largest_transcript_lines", main)
+				t.Logf("sessions: gateway says %v, store has %v; largest transcript %v lines", fromGateway, fromDisk, lines)
+				if fromGateway != 3 || fromDisk != 3 || lines != 41 {
+					t.Errorf("sessions: gateway %v, disk %v (want 3 each); largest transcript %v lines, want 41", fromGateway, fromDisk, lines)
+				}
 			}
 			// A live owner's lock is never removed.
 			out, code = runLocks(t, env, "--remove-stale")
@@ -124,6 +162,33 @@ func TestLocalState(t *testing.T) {
 				t.Errorf("live lock removed: %v", err)
 			}
 		})
+	}
+}
+
+// seedSessions writes a clawdbot session store as the gateway does: three
+// sessions, the largest transcript a header and 40 messages.
+func seedSessions(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	store := map[string]any{}
+	for i, n := range []int{40, 5, 1} {
+		id := fmt.Sprintf("00000000-0000-4000-8000-00000000000%d", i)
+		store[fmt.Sprintf("agent:main:e2e-%d", i)] = map[string]any{"sessionId": id, "updatedAt": now - int64(i)*60000, "chatType": "direct"}
+		var b strings.Builder
+		b.WriteString(`{"type":"session","version":3,"id":"` + id + `"}` + "\n")
+		for m := 0; m < n; m++ {
+			b.WriteString(`{"type":"message","message":{"role":"user","content":"hello"}}` + "\n")
+		}
+		if err := os.WriteFile(filepath.Join(dir, id+".jsonl"), []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, _ := json.Marshal(store)
+	if err := os.WriteFile(filepath.Join(dir, "sessions.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
