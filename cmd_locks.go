@@ -37,16 +37,7 @@ func listLocks(targets []gateway.Target, procPath string, extraDirs []string, as
 		fmt.Fprintf(stderr, "procfs at %s: %v\n", procPath, err)
 		return 1
 	}
-	var dirs []string
-	seen := map[string]bool{}
-	for _, t := range targets {
-		for _, d := range gateway.LockDirs(t, extraDirs) {
-			if !seen[d] {
-				seen[d] = true
-				dirs = append(dirs, d)
-			}
-		}
-	}
+	dirs := gateway.AllLockDirs(targets, extraDirs)
 	locks := gateway.ScanLocks(fs, dirs, targets)
 	now := time.Now()
 	code := 0

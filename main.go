@@ -75,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrapes; 0 disables the limit.").Default("40").Int()
 	f.timeoutOffset = app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout to leave time to answer.").Default("0.5s").Duration()
 	f.probeTimeout = app.Flag("probe.timeout", "Upper bound of a scrape's deadline, and the deadline of the probe subcommand.").Default("5s").Duration()
-	f.configFile = app.Flag("config.file", "YAML file listing several gateways (gateways: [{name, url, token_file, password_file, config_path, profile}]).").String()
+	f.configFile = app.Flag("config.file", "YAML file listing several gateways (gateways: [{name, url, token_file, password_file, config_path, state_dir, profile}]).").String()
 	mark := func(*kingpin.ParseContext) error { f.gatewaySet = true; return nil }
 	app.Flag("gateway.url", "Gateway WebSocket URL (default: ws://127.0.0.1:<port from the environment or the gateway's config, else 18789>).").Action(mark).StringVar(&f.gateway.URL)
 	app.Flag("gateway.name", "Value of the gateway label.").Default(gateway.DefaultName).StringVar(&f.gateway.Name)

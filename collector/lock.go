@@ -67,23 +67,8 @@ func newProcFS(path string) (procfs.FS, error) {
 	return fs, nil
 }
 
-// lockDirs is the union of every target's lock directories.
-func lockDirs(targets []gateway.Target, extra []string) []string {
-	var dirs []string
-	seen := map[string]bool{}
-	for _, t := range targets {
-		for _, d := range gateway.LockDirs(t, extra) {
-			if !seen[d] {
-				seen[d] = true
-				dirs = append(dirs, d)
-			}
-		}
-	}
-	return dirs
-}
-
 func (c *lockCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	locks := gateway.ScanLocks(c.fs, lockDirs(c.targets, c.extra), c.targets)
+	locks := gateway.ScanLocks(c.fs, gateway.AllLockDirs(c.targets, c.extra), c.targets)
 	now := time.Now()
 	found := map[string]bool{}
 	for _, l := range locks {

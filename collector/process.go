@@ -70,7 +70,7 @@ func newProcessCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 }
 
 func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	locks := gateway.ScanLocks(c.fs, lockDirs(c.targets, c.extra), c.targets)
+	locks := gateway.ScanLocks(c.fs, gateway.AllLockDirs(c.targets, c.extra), c.targets)
 	var firstErr error
 	for _, t := range c.targets {
 		g := func(d *prometheus.Desc, v float64, labels ...string) {

@@ -146,6 +146,21 @@ func LockDirs(t Target, extra []string) []string {
 	return dirs
 }
 
+// AllLockDirs is the union of LockDirs over several targets, in order.
+func AllLockDirs(targets []Target, extra []string) []string {
+	var dirs []string
+	seen := map[string]bool{}
+	for _, t := range targets {
+		for _, d := range LockDirs(t, extra) {
+			if !seen[d] {
+				seen[d] = true
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	return dirs
+}
+
 // ScanLocks inspects every gateway.*.lock in dirs (openclaw's
 // gateway.state.lock companion is not a pid lock and is skipped) and tells
 // which target each belongs to.
