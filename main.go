@@ -5,16 +5,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"os/user"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -34,6 +29,9 @@ type flags struct {
 	timeoutOffset *time.Duration
 	probeTimeout  *time.Duration
 	configFile    *string
+	configCheck   *bool
+	remToken      *string
+	remDryRun     *bool
 	procfs        *string
 	sysfs         *string
 	lockDirs      *[]string
@@ -76,6 +74,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.timeoutOffset = app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout to leave time to answer.").Default("0.5s").Duration()
 	f.probeTimeout = app.Flag("probe.timeout", "Upper bound of a scrape's deadline, and the deadline of the probe subcommand.").Default("5s").Duration()
 	f.configFile = app.Flag("config.file", "YAML file listing several gateways (gateways: [{name, url, token_file, password_file, config_path, state_dir, profile}]).").String()
+	f.configCheck = app.Flag("config.check", "Validate --config.file (gateways and remediation), print the result and exit.").Bool()
+	f.remToken = app.Flag("remediation.token-file", "File holding the bearer token Alertmanager must send to the remediation webhook.").String()
+	f.remDryRun = app.Flag("remediation.dry-run", "Decide on alerts as usual but never act.").Bool()
 	mark := func(*kingpin.ParseContext) error { f.gatewaySet = true; return nil }
 	app.Flag("gateway.url", "Gateway WebSocket URL (default: ws://127.0.0.1:<port from the environment or the gateway's config, else 18789>).").Action(mark).StringVar(&f.gateway.URL)
 	app.Flag("gateway.name", "Value of the gateway label.").Default(gateway.DefaultName).StringVar(&f.gateway.Name)
@@ -109,13 +110,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logger.Error("invalid gateway configuration", "err", err)
 		return 1
 	}
+	rem, err := loadRemediation(*f.configFile, targets)
+	if err != nil {
+		logger.Error("invalid remediation configuration", "err", err)
+		return 1
+	}
+	if *f.configCheck {
+		fmt.Fprintf(stdout, "%s: OK: %d gateway(s), %d remediation target(s)\n", *f.configFile, len(targets), len(rem.Targets))
+		return 0
+	}
 	switch cmd {
 	case probeCmd.FullCommand():
 		return probeOnce(targets, *f.probeTimeout, *f.probeJSON, stdout)
 	case locksCmd.FullCommand():
 		return listLocks(targets, *f.procfs, *f.lockDirs, *f.locksJSON, *f.removeStale, stdout, stderr)
 	case serveCmd.FullCommand():
-		if err := serve(f, targets, logger); err != nil {
+		if err := serve(f, targets, rem, logger); err != nil {
 			logger.Error("exporter stopped", "err", err)
 			return 1
 		}
@@ -155,55 +165,4 @@ func resolveTargets(f *flags) ([]gateway.Target, error) {
 		targets = append(targets, t)
 	}
 	return targets, nil
-}
-
-func serve(f *flags, targets []gateway.Target, logger *slog.Logger) error {
-	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
-	for _, t := range targets {
-		logger.Info("probing gateway", "gateway", t.Name, "url", t.URL, "credentials", t.Source, "config", t.ConfigPath, "state_dir", t.StateDir)
-	}
-	exp, err := collector.New(collector.Config{
-		Gateways:      targets,
-		ClientVersion: version.Version,
-		ProcfsPath:    *f.procfs,
-		SysfsPath:     *f.sysfs,
-		LockDirs:      *f.lockDirs,
-	}, f.collectors.Enabled(), logger)
-	if err != nil {
-		return err
-	}
-	logger.Info("enabled collectors", "collectors", exp.Collectors())
-
-	static := prometheus.NewRegistry()
-	static.MustRegister(
-		versioncollector.NewCollector(exporterName),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	mux := http.NewServeMux()
-	mux.Handle(*f.metricsPath, collector.NewHandler(exp, static, collector.HandlerOpts{
-		TimeoutOffset: *f.timeoutOffset,
-		MaxTimeout:    *f.probeTimeout,
-		MaxRequests:   *f.maxRequests,
-		Logger:        logger,
-	}))
-	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Healthy\n") })
-	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Ready\n") })
-	if *f.metricsPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        "Clawdbot Exporter",
-			Description: "Prometheus exporter for Clawdbot/OpenClaw gateways",
-			Version:     version.Info(),
-			Links: []web.LandingLinks{
-				{Address: *f.metricsPath, Text: "Metrics"},
-				{Address: "/-/healthy", Text: "Health"},
-			},
-		})
-		if err != nil {
-			return err
-		}
-		mux.Handle("/", landing)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	return web.ListenAndServe(srv, f.web, logger)
 }

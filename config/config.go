@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/remediate"
 )
 
 // maxSize bounds the file: it is a handful of gateways, not data.
@@ -19,6 +20,8 @@ const maxSize = 1 << 20
 type Config struct {
 	// Gateways to probe. Empty means the single gateway the flags describe.
 	Gateways []gateway.Settings `yaml:"gateways"`
+	// Remediation is off unless this section names targets.
+	Remediation *remediate.Config `yaml:"remediation"`
 }
 
 // Load reads and validates the file. Unknown keys are errors: a typo must
