@@ -98,11 +98,12 @@ type Gateway struct {
 	Token   string // token mode
 	Pass    string // password mode
 	// BootTime is how long the last Start took until the gateway answered.
-	BootTime time.Duration
-	cmd      *exec.Cmd
-	log      *syncBuffer
-	exited   chan struct{}
-	cleanup  bool
+	BootTime   time.Duration
+	cmd        *exec.Cmd
+	log        *syncBuffer
+	exited     chan struct{}
+	cleanup    bool
+	supervised bool
 }
 
 func (g *Gateway) URL() string { return fmt.Sprintf("ws://127.0.0.1:%d", g.Port) }
@@ -112,13 +113,16 @@ type gatewayOpts struct {
 	password bool
 	noAuth   bool           // clawdbot: no auth block; openclaw: auth mode none
 	extra    map[string]any // top-level config keys, replacing the defaults
+	// supervised runs the gateway under a restart loop, as systemd
+	// Restart=always would.
+	supervised bool
 }
 
 // startGateway starts a real gateway on a free loopback port with its own
 // HOME and TMPDIR, and waits until it answers a probe.
 func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 	t.Helper()
-	g := &Gateway{Product: product, Port: freePort(t), Home: t.TempDir()}
+	g := &Gateway{Product: product, Port: freePort(t), Home: t.TempDir(), supervised: o.supervised}
 	auth := map[string]string{"mode": "token", "token": "e2e-token-" + strconv.Itoa(g.Port)}
 	g.Token = auth["token"]
 	if o.password {
@@ -159,19 +163,14 @@ func (g *Gateway) Start(t *testing.T) {
 	product := g.Product
 	g.exited = make(chan struct{})
 	g.log = &syncBuffer{}
-	var entry string
-	P := strings.ToUpper(product)
-	env := []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp"), "NO_COLOR=1", "PATH=" + filepath.Dir(nodeBin) + ":/usr/bin:/bin"}
-	for _, v := range []string{"_NO_RESPAWN=1", "_DISABLE_BONJOUR=1", "_SKIP_BROWSER_CONTROL_SERVER=1", "_SKIP_GMAIL_WATCHER=1"} {
-		env = append(env, P+v)
+	argv, env := g.command()
+	g.cmd = exec.Command(argv[0], argv[1:]...)
+	if g.supervised {
+		// Restart=always, as systemd would: the loop starts the gateway
+		// again whenever it exits, and records its pid.
+		g.cmd = exec.Command("/bin/sh", "-c", `while :; do "$@" & echo $! > `+g.PidFile()+`; wait $!; sleep 0.2; done`, "sh")
+		g.cmd.Args = append(g.cmd.Args, argv...)
 	}
-	switch product {
-	case "clawdbot":
-		entry = filepath.Join(cache, "clawdbot", "node_modules", "clawdbot", "dist", "entry.js")
-	case "openclaw":
-		entry = filepath.Join(cache, "openclaw", "node_modules", "openclaw", "openclaw.mjs")
-	}
-	g.cmd = exec.Command(nodeBin, entry, "gateway", "--port", strconv.Itoa(g.Port))
 	g.cmd.Dir = g.Home
 	g.cmd.Env = env
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
@@ -215,6 +214,40 @@ func (g *Gateway) Start(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// command is the gateway's argv and environment.
+func (g *Gateway) command() (argv, env []string) {
+	P := strings.ToUpper(g.Product)
+	env = []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp"), "NO_COLOR=1", "PATH=" + filepath.Dir(nodeBin) + ":/usr/bin:/bin"}
+	for _, v := range []string{"_NO_RESPAWN=1", "_DISABLE_BONJOUR=1", "_SKIP_BROWSER_CONTROL_SERVER=1", "_SKIP_GMAIL_WATCHER=1"} {
+		env = append(env, P+v)
+	}
+	entry := filepath.Join(cache, "clawdbot", "node_modules", "clawdbot", "dist", "entry.js")
+	if g.Product == "openclaw" {
+		entry = filepath.Join(cache, "openclaw", "node_modules", "openclaw", "openclaw.mjs")
+	}
+	return []string{nodeBin, entry, "gateway", "--port", strconv.Itoa(g.Port)}, env
+}
+
+// PidFile is where a supervised gateway's current pid is written.
+func (g *Gateway) PidFile() string { return filepath.Join(g.Home, "gateway.pid") }
+
+// GatewayPid is the gateway process's pid: under supervision, the loop's
+// current child.
+func (g *Gateway) GatewayPid(t *testing.T) int {
+	if !g.supervised {
+		return g.Pid()
+	}
+	b, err := os.ReadFile(g.PidFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }
 
 // Kill sends SIGKILL (a crash, an OOM kill) and waits.

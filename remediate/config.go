@@ -28,10 +28,11 @@ type Target struct {
 	// RemoveStaleLock removes the gateway's lock before acting when its
 	// owner is dead or reused (never a live owner's).
 	RemoveStaleLock bool `yaml:"remove_stale_lock"`
-	// Warmup: no action while the gateway process is younger.
-	Warmup Duration `yaml:"warmup"`
-	// Cooldown: the least time between two actions.
-	Cooldown Duration `yaml:"cooldown"`
+	// Warmup: no action while the gateway process is younger. An explicit
+	// 0s turns it off; absent means the default.
+	Warmup *Duration `yaml:"warmup"`
+	// Cooldown: the least time between two actions (0s: none).
+	Cooldown *Duration `yaml:"cooldown"`
 	// Breaker: at most MaxActions in Window, then hold off until a person
 	// looks.
 	Breaker Breaker `yaml:"breaker"`
@@ -155,8 +156,12 @@ func (c *Config) Validate(gateways []string) error {
 				return fmt.Errorf("%s: invalid matcher label %q", where, k)
 			}
 		}
-		setDefault(&t.Warmup, DefaultWarmup)
-		setDefault(&t.Cooldown, DefaultCooldown)
+		if t.Warmup == nil {
+			t.Warmup = ptr(Duration(DefaultWarmup))
+		}
+		if t.Cooldown == nil {
+			t.Cooldown = ptr(Duration(DefaultCooldown))
+		}
 		setDefault(&t.VerifyTimeout, DefaultVerifyTimeout)
 		setDefault(&t.Breaker.Window, DefaultBreakerWindow)
 		if t.Breaker.MaxActions == 0 {
@@ -171,6 +176,8 @@ func (c *Config) Validate(gateways []string) error {
 	}
 	return nil
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func setDefault(d *Duration, v time.Duration) {
 	if *d == 0 {

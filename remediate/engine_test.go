@@ -18,7 +18,7 @@ type fakeClock struct {
 	now time.Time
 }
 
-func (c *fakeClock) Now() time.Time       { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 type fakeWorld struct {
@@ -186,7 +186,7 @@ func TestPolicy(t *testing.T) {
 		}
 	})
 	t.Run("breaker: 3 in an hour, then a person decides", func(t *testing.T) {
-		h := newHarness(t, false, func(t *Target) { t.Cooldown = Duration(time.Minute) })
+		h := newHarness(t, false, func(t *Target) { t.Cooldown = ptr(Duration(time.Minute)) })
 		for i, fp := range []string{"a", "b", "c", "d", "e"} {
 			h.send(alert("firing", fp, t0, nil))
 			h.clock.Add(2 * time.Minute)
@@ -261,6 +261,22 @@ func TestPolicy(t *testing.T) {
 		h.send(alert("firing", "b", t0, nil))
 		if v := testutil.ToFloat64(h.m.actions.WithLabelValues("restart-main", "fake", ResultNotRecovered)); v != 1 {
 			t.Errorf("not_recovered results = %v", v)
+		}
+	})
+	t.Run("explicit zero warm-up and cooldown", func(t *testing.T) {
+		zero := Duration(0)
+		h := newHarness(t, false, func(t *Target) { t.Warmup, t.Cooldown = &zero, &zero })
+		h.world.age, h.world.ageKnown = time.Second, true
+		h.send(alert("firing", "a", t0, nil))
+		h.send(alert("firing", "b", t0, nil))
+		if h.action.runs.Load() != 2 {
+			t.Errorf("runs %d: 0s must mean no warm-up and no cooldown, not the defaults", h.action.runs.Load())
+		}
+	})
+	t.Run("defaults when absent", func(t *testing.T) {
+		h := newHarness(t, false, nil)
+		if st := h.e.state("restart-main"); st.cfg.Warmup.D() != DefaultWarmup || st.cfg.Cooldown.D() != DefaultCooldown {
+			t.Errorf("defaults: warmup %v cooldown %v", st.cfg.Warmup.D(), st.cfg.Cooldown.D())
 		}
 	})
 	t.Run("stale lock removed before acting", func(t *testing.T) {

@@ -35,7 +35,7 @@ var ErrBadMessage = errors.New("bad webhook payload")
 func ParseMessage(b []byte) (*Message, error) {
 	var m Message
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%w: malformed JSON: %v", ErrBadMessage, err)
+		return nil, fmt.Errorf("%w: malformed JSON: %w", ErrBadMessage, err)
 	}
 	if m.Version != "4" {
 		return nil, fmt.Errorf("%w: version %q, want \"4\"", ErrBadMessage, m.Version)

@@ -47,7 +47,7 @@ func (s *signalAction) Run(ctx context.Context, _ Alert) error {
 	if err != nil {
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	p, err := s.world.FS.Proc(pid)
 	if err != nil {
 		return fmt.Errorf("gateway process %d vanished: %w", pid, err)

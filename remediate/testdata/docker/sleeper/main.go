@@ -1,0 +1,44 @@
+// Command sleeper is the stand-in gateway of the docker action's tests: a
+// static binary run from a FROM-scratch image. It prints when it started,
+// then, by its one argument:
+//
+//	serve    sleep until SIGTERM or SIGINT, then exit 0 (a well-behaved gateway)
+//	stubborn ignore SIGTERM and SIGINT (a wedged one; only SIGKILL stops it)
+//	crash    exit 1 at once (with restart policy "always", the container stays
+//	         in Docker's "restarting" state for most of its back-off)
+//
+// As PID 1 in a container it must handle SIGTERM itself: the kernel drops
+// signals to PID 1 that it has no handler for.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	mode := "serve"
+	if len(os.Args) > 1 {
+		mode = os.Args[1]
+	}
+	fmt.Printf("sleeper %s started at %s\n", mode, time.Now().UTC().Format(time.RFC3339Nano))
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	switch mode {
+	case "serve":
+		s := <-sigs
+		fmt.Printf("sleeper got %v, exiting\n", s)
+	case "stubborn":
+		for s := range sigs {
+			fmt.Printf("sleeper ignores %v\n", s)
+		}
+	case "crash":
+		os.Exit(1)
+	default:
+		fmt.Fprintf(os.Stderr, "sleeper: unknown mode %q\n", mode)
+		os.Exit(2)
+	}
+}
