@@ -26,6 +26,12 @@ import (
 	"github.com/moby/moby/api/types/build"
 	ctr "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/procfs"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 )
 
 func dockerTarget(name, host string, stop time.Duration) Target {
@@ -334,12 +340,17 @@ func buildSleeperImage(t *testing.T, c *client.Client, tag string) {
 // network, and removes it at cleanup.
 func runSleeper(t *testing.T, c *client.Client, image, name, mode string, policy ctr.RestartPolicyMode) {
 	t.Helper()
+	runContainer(t, c, image, name, []string{mode}, "none", policy)
+}
+
+func runContainer(t *testing.T, c *client.Client, image, name string, cmd []string, network string, policy ctr.RestartPolicyMode) {
+	t.Helper()
 	ctx := t.Context()
 	_, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:   name,
-		Config: &ctr.Config{Image: image, Cmd: []string{mode}, Labels: map[string]string{"clawdbot-exporter.test": "remediate"}},
+		Config: &ctr.Config{Image: image, Cmd: cmd, Labels: map[string]string{"clawdbot-exporter.test": "remediate"}},
 		HostConfig: &ctr.HostConfig{
-			NetworkMode:   "none",
+			NetworkMode:   ctr.NetworkMode(network),
 			RestartPolicy: ctr.RestartPolicy{Name: policy},
 		},
 	})
@@ -521,4 +532,59 @@ func TestDockerRealDaemon(t *testing.T) {
 			t.Errorf("missing container: got %v, want a clear not-found error", err)
 		}
 	})
+}
+
+// TestDockerEngineRecovers runs the whole path against the real daemon: an
+// alert reaches the engine, the docker action restarts a container that
+// serves the gateway protocol (on the host network), and verification
+// probes it until it is up again.
+func TestDockerEngineRecovers(t *testing.T) {
+	c := realDocker(t)
+	id := randomID(t)
+	image, name := "clawdbot-exporter-test-gateway:"+id, "clawdbot-exporter-test-gw-"+id
+	buildSleeperImage(t, c, image)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	runContainer(t, c, image, name, []string{"gateway", addr}, "host", ctr.RestartPolicyDisabled)
+	_, before := inspectState(t, c, name)
+
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	world := &LocalWorld{Gateways: map[string]gateway.Target{"main": {Name: "main", URL: "ws://" + addr}}, FS: fs, ProcRoot: "/proc",
+		Prober: &gateway.Prober{}}
+	waitFor(t, "the container's gateway to answer", 20*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return world.Probe(ctx, "main") == nil
+	})
+	zero := Duration(0)
+	target := Target{Name: "restart-gw", Gateway: "main", Warmup: &zero,
+		Action: ActionSpec{Type: "docker", Docker: &DockerSpec{Container: name, Host: os.Getenv("DOCKER_HOST")}}}
+	cfg := Config{Targets: []Target{target}}
+	if err := cfg.Validate([]string{"main"}); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(prometheus.NewRegistry())
+	e, err := NewEngine(cfg.Targets, world, m, promslog.NewNopLogger(), Options{VerifyInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	e.Handle(&Message{Version: "4", Alerts: []Alert{{Status: "firing", Fingerprint: "d1", StartsAt: begin,
+		Labels: map[string]string{"alertname": "ClawdbotGatewayDown", "gateway": "main", "remediation": "restart"}}}})
+	e.Wait()
+	if v := testutil.ToFloat64(m.actions.WithLabelValues("restart-gw", "docker", ResultRecovered)); v != 1 {
+		t.Fatalf("recovered actions = %v", v)
+	}
+	_, after := inspectState(t, c, name)
+	if !after.After(before) {
+		t.Errorf("StartedAt %v -> %v: not restarted", before, after)
+	}
+	t.Logf("docker restart to verified up: %v", time.Since(begin).Round(time.Millisecond))
 }

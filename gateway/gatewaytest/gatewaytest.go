@@ -108,6 +108,8 @@ const (
 // Options configures the fake gateway. Zero values select the defaults
 // documented on each field.
 type Options struct {
+	// ListenAddr is where to listen (default 127.0.0.1:0, a free port).
+	ListenAddr string
 	// Protocol is 3 (clawdbot, default) or 4 (openclaw).
 	Protocol int
 	// AuthMode is "token" (default), "password" or "none".
@@ -187,7 +189,11 @@ type Server struct {
 // New starts a fake gateway on 127.0.0.1 with a random port. It panics if it
 // cannot listen. Call Close when done.
 func New(opts Options) *Server {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := opts.ListenAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		panic(fmt.Sprintf("gatewaytest: listen: %v", err))
 	}

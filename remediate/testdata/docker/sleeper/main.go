@@ -6,6 +6,8 @@
 //	stubborn ignore SIGTERM and SIGINT (a wedged one; only SIGKILL stops it)
 //	crash    exit 1 at once (with restart policy "always", the container stays
 //	         in Docker's "restarting" state for most of its back-off)
+//	gateway ADDR  serve the gateway protocol (the fake gateway of the tests,
+//	         no auth) on ADDR until SIGTERM, so a probe can tell it is up
 //
 // As PID 1 in a container it must handle SIGTERM itself: the kernel drops
 // signals to PID 1 that it has no handler for.
@@ -17,6 +19,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
 )
 
 func main() {
@@ -28,6 +32,16 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	switch mode {
+	case "gateway":
+		if len(os.Args) < 3 {
+			fmt.Println("usage: sleeper gateway ADDR")
+			os.Exit(2)
+		}
+		gw := gatewaytest.New(gatewaytest.Options{ListenAddr: os.Args[2], AuthMode: "none"})
+		fmt.Printf("sleeper serves the gateway protocol at %s\n", gw.URL())
+		s := <-sigs
+		gw.Close()
+		fmt.Printf("sleeper got %v, exiting\n", s)
 	case "serve":
 		s := <-sigs
 		fmt.Printf("sleeper got %v, exiting\n", s)
