@@ -12,7 +12,7 @@ LDFLAGS   := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) \
              -X $(PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
-.PHONY: all build test unit fmt-check vet lint e2e bench promu clean
+.PHONY: all build test unit fmt-check vet lint e2e bench promu clean mixin mixin-check
 
 all: build test
 
@@ -20,7 +20,7 @@ all: build test
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags netgo,osusergo -ldflags '$(LDFLAGS)' -o $(BIN) .
 
-test: fmt-check vet unit
+test: fmt-check vet mixin-check unit
 
 # Everything under the race detector, then the soak test at full length and
 # with its strict deadline check, which the race detector's slowdown forbids.
@@ -54,3 +54,19 @@ promu:
 
 clean:
 	rm -rf $(BIN) .build .tarballs
+
+# The monitoring mixin (mixin/): format its jsonnet and render it into
+# alerts/*.yaml and grafana/*.json with the jsonnet pinned in tools/go.mod.
+# mixin/mixin_test.go renders MIXIN_RENDER the same way and fails when the
+# checked-in files differ.
+JSONNET       := $(GO) tool -modfile=tools/go.mod jsonnet
+JSONNETFMT    := $(GO) tool -modfile=tools/go.mod jsonnetfmt
+MIXIN_RENDER  := local m = import "mixin.libsonnet"; {"alerts/clawdbot-alerts.yaml": std.manifestYamlDoc(m.prometheusAlerts, true, false), "alerts/clawdbot-rules.yaml": std.manifestYamlDoc(m.prometheusRules, true, false)} + {["grafana/" + k]: std.manifestJsonEx(m.grafanaDashboards[k], "  ") for k in std.objectFields(m.grafanaDashboards)}
+mixin:
+	$(JSONNETFMT) -i $$(find mixin -name '*.libsonnet' -o -name '*.jsonnet')
+	$(JSONNET) -J mixin -S -c -m . -e '$(MIXIN_RENDER)'
+	promtool check rules alerts/clawdbot-alerts.yaml alerts/clawdbot-rules.yaml
+
+# Rendered files fresh, jsonnet formatted, alert conventions, promtool tests.
+mixin-check:
+	$(GO) test -count=1 ./mixin/

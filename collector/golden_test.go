@@ -1,0 +1,138 @@
+package collector
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/promslog"
+	"github.com/prometheus/procfs"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
+
+const goldenPath = "testdata/metrics.golden"
+
+// TestMetricNamesGolden scrapes the exporter with every collector against a
+// fake clawdbot (protocol 3) and a fake openclaw (protocol 4), a state dir
+// with session stores, a config file, a lock owned by a live child process
+// and a sysfs fixture with a cgroup memory limit, and compares the metric
+// names with testdata/metrics.golden: the list the mixin's tests check every
+// alert, rule and dashboard query against. -update rewrites it.
+func TestMetricNamesGolden(t *testing.T) {
+	// clawdbot reports whether a channel account runs (README), which the
+	// fake's default payload leaves out.
+	var health map[string]any
+	if err := json.Unmarshal(gt.DefaultHealth(3, time.Now()), &health); err != nil {
+		t.Fatal(err)
+	}
+	account := health["channels"].(map[string]any)["telegram"].(map[string]any)["accounts"].(map[string]any)["default"].(map[string]any)
+	account["running"] = true
+	payload, _ := json.Marshal(health)
+	p3 := gt.New(gt.Options{Protocol: 3, Health: payload})
+	defer p3.Close()
+	p4 := gt.New(gt.Options{Protocol: 4})
+	defer p4.Close()
+
+	home := t.TempDir()
+	cfg := filepath.Join(home, ".clawdbot", "clawdbot.json")
+	_ = os.MkdirAll(filepath.Dir(cfg), 0o700)
+	// reply is a key the gateway refuses (config_unknown_key 1).
+	if err := os.WriteFile(cfg, []byte(`{gateway: {port: 18789, bind: "loopback", auth: {mode: "token", token: "t"}}, reply: {}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lockDir := filepath.Join(t.TempDir(), fmt.Sprintf("clawdbot-%d", os.Getuid()))
+	_ = os.MkdirAll(lockDir, 0o755)
+
+	// The lock's owner: a live child with a V8 heap cap, so the process
+	// collector finds it by its lock and reports both memory limits.
+	child := exec.Command("sleep", "60")
+	child.Env = append(os.Environ(), "NODE_OPTIONS=--max-old-space-size=1536")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	fs, _ := procfs.NewDefaultFS()
+	p, _ := fs.Proc(child.Process.Pid)
+	stat, err := p.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := fmt.Sprintf(`{"pid":%d,"createdAt":%q,"configPath":%q,"startTime":%d}`,
+		child.Process.Pid, time.Now().UTC().Format(time.RFC3339Nano), cfg, stat.Starttime)
+	if err := os.WriteFile(filepath.Join(lockDir, gateway.LockName("clawdbot", cfg)), []byte(lock), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A cgroup limit at the root of both hierarchies: found whatever cgroup
+	// the child is in.
+	sysfs := t.TempDir()
+	for path, v := range map[string]string{"fs/cgroup/memory.max": "2147483648\n", "fs/cgroup/memory/memory.limit_in_bytes": "2147483648\n"} {
+		_ = os.MkdirAll(filepath.Join(sysfs, filepath.Dir(path)), 0o755)
+		if err := os.WriteFile(filepath.Join(sysfs, path), []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	targets := []gateway.Target{
+		{Name: "clawdbot", URL: p3.URL(), Token: gt.DefaultToken, ConfigPath: cfg, StateDir: sessionsFixture},
+		{Name: "openclaw", URL: p4.URL(), Token: gt.DefaultToken},
+	}
+	exp, err := New(Config{Gateways: targets, ClientVersion: "test", SysfsPath: sysfs, LockDirs: []string{lockDir}}, names(), promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// serve.go's static registry also holds the Go and process collectors;
+	// their go_*/process_* names depend on the Go version and are left out.
+	static := prometheus.NewRegistry()
+	static.MustRegister(versioncollector.NewCollector("clawdbot_exporter"))
+	h := NewHandler(exp, static, HandlerOpts{MaxTimeout: 5 * time.Second, Logger: promslog.NewNopLogger()})
+	res := doScrape(t, h, "")
+	for _, c := range names() {
+		if v, _ := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); v != 1 {
+			t.Fatalf("collector %s failed:\n%s", c, res.body)
+		}
+	}
+	for _, gw := range []string{"clawdbot", "openclaw"} {
+		if v, _ := res.value("clawdbot_up", map[string]string{"gateway": gw}); v != 1 {
+			t.Fatalf("%s not up: %v", gw, res.failing(gw))
+		}
+	}
+
+	var got []string
+	sc := bufio.NewScanner(strings.NewReader(res.body))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
+			got = append(got, f[2])
+		}
+	}
+	sort.Strings(got)
+	text := strings.Join(got, "\n") + "\n"
+	if *update {
+		if err := os.WriteFile(goldenPath, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(goldenPath)
+	if err != nil {
+		t.Fatalf("%v: run go test ./collector/ -run TestMetricNamesGolden -update", err)
+	}
+	if string(want) != text {
+		t.Errorf("the exporter's metric names differ from %s (run go test ./collector/ -run TestMetricNamesGolden -update and check the mixin):\n got: %v\nwant: %v",
+			goldenPath, got, strings.Fields(string(want)))
+	}
+}
