@@ -174,3 +174,23 @@ func TestServe(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthcheckCommand(t *testing.T) {
+	isolate(t)
+	srv := gt.New(gt.Options{})
+	defer srv.Close()
+	addr := freeAddr(t)
+	if code, out, _ := runCLI("healthcheck", "--web.listen-address", addr); code != 1 || !strings.Contains(out, "unhealthy") {
+		t.Errorf("nothing listening: exit %d %s", code, out)
+	}
+	go runCLI("--web.listen-address", addr, "--gateway.url", srv.URL())
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, out, _ := runCLI("healthcheck", "--web.listen-address", addr)
+		if code == 0 && strings.TrimSpace(out) == "healthy" {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("exit %d %s", code, out)
+		}
+	}
+}
