@@ -26,6 +26,7 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/config"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	"github.com/clawdbot-exporter/clawdbot_exporter/remediate"
+	"github.com/clawdbot-exporter/clawdbot_exporter/status"
 )
 
 // loadRemediation reads and validates the remediation section of the
@@ -57,12 +58,14 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 	for _, t := range targets {
 		logger.Info("probing gateway", "gateway", t.Name, "url", t.URL, "credentials", t.Source, "config", t.ConfigPath, "state_dir", t.StateDir)
 	}
+	probeLog := status.NewProbeLog(20)
 	exp, err := collector.New(collector.Config{
 		Gateways:      targets,
 		ClientVersion: version.Version,
 		ProcfsPath:    *f.procfs,
 		SysfsPath:     *f.sysfs,
 		LockDirs:      *f.lockDirs,
+		ProbeLog:      probeLog,
 	}, f.collectors.Enabled(), logger)
 	if err != nil {
 		return err
@@ -82,10 +85,13 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 		MaxRequests:   *f.maxRequests,
 		Logger:        logger,
 	}))
+	var audit func() []remediate.Decision
 	if len(rem.Targets) > 0 {
-		if err := setupRemediation(mux, f, targets, rem, static, logger); err != nil {
+		engine, err := setupRemediation(mux, f, targets, rem, static, logger)
+		if err != nil {
 			return err
 		}
+		audit = engine.Recent
 	}
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Healthy\n") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Ready\n") })
@@ -102,7 +108,21 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 		if err != nil {
 			return err
 		}
-		mux.Handle("/", landing)
+		names := make([]string, len(targets))
+		for i, t := range targets {
+			names[i] = t.Name
+		}
+		var locks func() []gateway.Lock
+		if fs, err := procfs.NewFS(*f.procfs); err == nil {
+			locks = func() []gateway.Lock {
+				return gateway.ScanLocks(fs, gateway.AllLockDirs(targets, *f.lockDirs), targets)
+			}
+		}
+		page, err := status.NewPage(landing, names, probeLog, locks, audit)
+		if err != nil {
+			return err
+		}
+		mux.Handle("/", page)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return web.ListenAndServe(srv, f.web, logger)
@@ -110,23 +130,23 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 
 // setupRemediation serves the webhook and wires reloads (SIGHUP, POST
 // /-/reload) of the remediation targets; actions in flight finish.
-func setupRemediation(mux *http.ServeMux, f *flags, targets []gateway.Target, rem *remediate.Config, reg prometheus.Registerer, logger *slog.Logger) error {
+func setupRemediation(mux *http.ServeMux, f *flags, targets []gateway.Target, rem *remediate.Config, reg prometheus.Registerer, logger *slog.Logger) (*remediate.Engine, error) {
 	var token []byte
 	if *f.remToken != "" {
 		b, err := gateway.ReadFileBounded(*f.remToken, 4096)
 		if err != nil {
-			return fmt.Errorf("remediation token file: %w", err)
+			return nil, fmt.Errorf("remediation token file: %w", err)
 		}
 		if token = []byte(strings.TrimSpace(string(b))); len(token) == 0 {
-			return fmt.Errorf("remediation token file %s is empty", *f.remToken)
+			return nil, fmt.Errorf("remediation token file %s is empty", *f.remToken)
 		}
 	}
 	if err := checkExposure(*f.web.WebListenAddresses, *f.web.WebSystemdSocket, *f.web.WebConfigFile, len(token) > 0); err != nil {
-		return err
+		return nil, err
 	}
 	fs, err := procfs.NewFS(*f.procfs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	byName := map[string]gateway.Target{}
 	for _, t := range targets {
@@ -137,7 +157,7 @@ func setupRemediation(mux *http.ServeMux, f *flags, targets []gateway.Target, re
 	metrics := remediate.NewMetrics(reg)
 	engine, err := remediate.NewEngine(rem.Targets, world, metrics, logger, remediate.Options{DryRun: *f.remDryRun})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	handler := &remediate.Handler{Engine: func() *remediate.Engine { return engine }, Token: token, Metrics: metrics, Logger: logger}
 	mux.Handle(rem.WebhookPath, handler)
@@ -180,7 +200,7 @@ func setupRemediation(mux *http.ServeMux, f *flags, targets []gateway.Target, re
 		}
 		_, _ = io.WriteString(w, "reloaded\n")
 	})
-	return nil
+	return engine, nil
 }
 
 // checkExposure applies the gateway's own rule to the webhook: beyond

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/status"
 )
 
 const namespace = "clawdbot"
@@ -38,6 +39,8 @@ type Config struct {
 	// LockDirs are extra directories to search for gateway lock files
 	// (--lock.dir), for a gateway whose TMPDIR the exporter cannot guess.
 	LockDirs []string
+	// ProbeLog, when set, keeps each probe for the status page.
+	ProbeLog *status.ProbeLog
 }
 
 type factory func(cfg Config, logger *slog.Logger) (Collector, error)

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/status"
 )
 
 func init() {
@@ -79,6 +80,7 @@ type probeCollector struct {
 	targets []gateway.Target
 	prober  *gateway.Prober
 	logger  *slog.Logger
+	log     *status.ProbeLog
 
 	mu       sync.Mutex
 	failures map[string]map[gateway.Reason]float64
@@ -93,6 +95,7 @@ func newProbeCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 		targets:  cfg.Gateways,
 		prober:   &gateway.Prober{ClientVersion: cfg.ClientVersion},
 		logger:   logger,
+		log:      cfg.ProbeLog,
 		failures: map[string]map[gateway.Reason]float64{},
 		last:     map[string]gateway.Reason{},
 	}
@@ -108,8 +111,10 @@ func (c *probeCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 	var wg sync.WaitGroup
 	for _, t := range c.targets {
 		wg.Go(func() {
+			begin := time.Now()
 			res, err := c.prober.Probe(ctx, t)
 			c.export(ch, t.Name, res, err)
+			c.log.Add(summarize(t.Name, begin, res, err))
 		})
 	}
 	wg.Wait()
@@ -154,6 +159,21 @@ func (c *probeCollector) export(ch chan<- prometheus.Metric, name string, res *g
 	if res.Health != nil {
 		exportHealth(gauge, res.Health, time.Now())
 	}
+}
+
+// summarize turns a probe into the status page's record.
+func summarize(name string, begin time.Time, res *gateway.Result, err error) status.Probe {
+	p := status.Probe{Time: begin, Gateway: name, Up: err == nil, Duration: time.Since(begin), Product: res.Product(), Version: res.Version()}
+	var pe *gateway.ProbeError
+	if errors.As(err, &pe) {
+		p.Reason, p.Phase, p.Error = string(pe.Reason), pe.Phase.String(), pe.Err.Error()
+	} else if err != nil {
+		p.Error = err.Error()
+	}
+	for _, ph := range gateway.Phases() {
+		p.Phases = append(p.Phases, status.PhaseTime{Name: ph.String(), Duration: res.Duration(ph)})
+	}
+	return p
 }
 
 // record counts a failure and logs when the gateway's state changes, not on

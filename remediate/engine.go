@@ -66,6 +66,44 @@ type Engine struct {
 	// action, so retries and the other Alertmanager of an HA pair do not.
 	seen     map[string]time.Time
 	inFlight sync.WaitGroup
+	// recent is the audit trail for the status page, newest last.
+	recent []Decision
+}
+
+// Decision is one line of the audit trail.
+type Decision struct {
+	Time        time.Time
+	AlertName   string
+	Fingerprint string
+	Status      string
+	Target      string
+	Action      string
+	Decision    string // act, skip, done
+	Reason      string // why skipped
+	Result      string // for done: recovered, not_recovered, error
+	Detail      string
+}
+
+const recentMax = 100
+
+func (e *Engine) remember(d Decision) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.recent = append(e.recent, d)
+	if len(e.recent) > recentMax {
+		e.recent = e.recent[len(e.recent)-recentMax:]
+	}
+}
+
+// Recent returns the audit trail, newest first.
+func (e *Engine) Recent() []Decision {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Decision, len(e.recent))
+	for i, d := range e.recent {
+		out[len(e.recent)-1-i] = d
+	}
+	return out
 }
 
 type targetState struct {
@@ -299,11 +337,19 @@ func (e *Engine) run(st *targetState, a Alert, started time.Time) {
 	if result == ResultRecovered {
 		args = append(args, "recovery_seconds", recovery.Seconds())
 	}
+	d := Decision{Time: time.Now(), AlertName: a.Labels["alertname"], Fingerprint: a.Fingerprint, Status: a.Status,
+		Target: t.Name, Action: t.Action.Type, Decision: "done", Result: result}
+	if result == ResultRecovered {
+		d.Detail = fmt.Sprintf("up %.1f s after the action began", recovery.Seconds())
+	}
 	if err != nil {
+		d.Detail = err.Error()
+		e.remember(d)
 		args = append(args, "err", err)
 		e.logger.Warn("remediation", args...)
 		return
 	}
+	e.remember(d)
 	e.logger.Info("remediation", args...)
 }
 
@@ -337,6 +383,11 @@ func (e *Engine) verify(t Target, begin time.Time) (time.Duration, error) {
 }
 
 func (e *Engine) audit(a Alert, t *Target, decision, reason string) {
+	d := Decision{Time: time.Now(), AlertName: a.Labels["alertname"], Fingerprint: a.Fingerprint, Status: a.Status, Decision: decision, Reason: reason}
+	if t != nil {
+		d.Target, d.Action = t.Name, t.Action.Type
+	}
+	e.remember(d)
 	args := []any{"decision", decision, "alertname", a.Labels["alertname"], "fingerprint", a.Fingerprint,
 		"status", a.Status, "starts_at", a.StartsAt}
 	if t != nil {
