@@ -168,8 +168,8 @@ func (g *Gateway) Start(t *testing.T) {
 	if g.supervised {
 		// Restart=always, as systemd would: the loop starts the gateway
 		// again whenever it exits, and records its pid.
-		g.cmd = exec.Command("/bin/sh", "-c", `while :; do "$@" & echo $! > `+g.PidFile()+`; wait $!; sleep 0.2; done`, "sh")
-		g.cmd.Args = append(g.cmd.Args, argv...)
+		g.cmd = exec.Command(filepath.Join(root, "deploy", "local", "supervise-gateway.sh"), argv...)
+		env = append(env, "SUPERVISOR_DIR="+g.Home)
 	}
 	g.cmd.Dir = g.Home
 	g.cmd.Env = env
@@ -326,7 +326,12 @@ type Exporter struct {
 
 func startExporter(t *testing.T, env []string, args ...string) *Exporter {
 	t.Helper()
-	e := &Exporter{Addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: &syncBuffer{}}
+	return startExporterAt(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)), env, args...)
+}
+
+func startExporterAt(t *testing.T, addr string, env []string, args ...string) *Exporter {
+	t.Helper()
+	e := &Exporter{Addr: addr, log: &syncBuffer{}}
 	e.cmd = exec.Command(exporter, append([]string{"--web.listen-address", e.Addr, "--log.level=debug"}, args...)...)
 	e.cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
 	e.cmd.Stdout, e.cmd.Stderr = e.log, e.log

@@ -21,10 +21,13 @@
     // remediation webhook. {} turns it off.
     remediationLabel: { remediation: 'restart' },
 
-    // The remediation alerts need the remediation webhook's metrics
-    // (clawdbot_remediation_*), which the exporter does not expose yet.
-    // Switch on when it does.
-    remediationAlertsEnabled: false,
+    // The remediation alerts (group clawdbot-remediation) and the
+    // Remediation row of the overview dashboard, on the remediation
+    // webhook's metrics (clawdbot_remediation_*, exposed when the exporter's
+    // config has a remediation: section). Without remediation they match no
+    // series and stay silent; false leaves them out.
+    remediationAlertsEnabled: true,
+    remediationPanelsEnabled: true,
 
     // Gateway down. Probe failure reasons a restart can fix (the process is
     // gone, wedged, or answers garbage), and those it cannot (the exporter's
@@ -99,11 +102,21 @@
 
     // Remediation (remediationAlertsEnabled): the remediation webhook's
     // metrics (clawdbot_remediation_actions_total{target,action,result},
-    // clawdbot_remediation_breaker_open{target}).
+    // result recovered, not_recovered or error;
+    // clawdbot_remediation_breaker_open{target}), served by the exporter.
     remediationSelector: self.clawdbotExporterSelector,
+    // Failing: an action ended error or not_recovered within the window.
+    // null: fires at once; the alert lasts the window.
+    remediationFailingResults: ['error', 'not_recovered'],
     remediationFailingWindow: '1h',
+    remediationFailingFor: null,
+    // Breaker open: holds actions back until a person reloads.
     remediationBreakerOpenFor: '1m',
+    // Too frequent: this many actions or more on one target within the
+    // window (the default breaker: 3 actions an hour, so this warns as the
+    // breaker is about to open).
     remediationTooFrequentWindow: '1h',
     remediationTooFrequentThreshold: 3,
+    remediationTooFrequentFor: null,
   },
 }

@@ -141,8 +141,8 @@ func NewEngine(targets []Target, w World, m *Metrics, logger *slog.Logger, opts 
 }
 
 // Reload replaces the targets. Actions in flight finish. State of targets
-// that stay (history, cooldown, dedupe) is kept, but their breakers close:
-// a reload is how a person says "go on".
+// that stay (history, cooldown, dedupe) is kept, except that an open
+// breaker closes with a fresh budget: a reload is how a person says "go on".
 func (e *Engine) Reload(targets []Target) error {
 	states := map[string]*targetState{}
 	var order []string
@@ -164,6 +164,7 @@ func (e *Engine) Reload(targets []Target) error {
 		if old, ok := e.targets[name]; ok {
 			st.history, st.last, st.busy = old.history, old.last, old.busy
 			if old.breaker {
+				st.history = nil
 				e.logger.Info("remediation breaker reset by reload", "target", name)
 			}
 		}

@@ -204,7 +204,9 @@ func TestPolicy(t *testing.T) {
 		if h.action.runs.Load() != 3 {
 			t.Error("breaker closed by itself")
 		}
-		// A reload (the person) does.
+		// A reload (the person) does, with a fresh budget: even within the
+		// window of the earlier actions.
+		h.clock.Add(-3 * time.Hour)
 		if err := h.e.Reload([]Target{h.e.state("restart-main").cfg}); err != nil {
 			t.Fatal(err)
 		}

@@ -370,8 +370,8 @@
         ],
       },
     ] + (
-      // Needs the remediation webhook's metrics, not exposed yet: see
-      // _config.remediationAlertsEnabled.
+      // The remediation webhook itself: see _config.remediationAlertsEnabled.
+      // These need a person, never a restart: no remediation label.
       if c.remediationAlertsEnabled then [
         {
           name: 'clawdbot-remediation',
@@ -379,10 +379,10 @@
             alert(
               'ClawdbotRemediationFailing',
               'critical',
-              'increase(clawdbot_remediation_actions_total{%s, result=~"error|not_recovered"}[%s]) > 0' % [c.remediationSelector, c.remediationFailingWindow],
-              null,
+              'increase(clawdbot_remediation_actions_total{%s, result=~"%s"}[%s]) > 0' % [c.remediationSelector, regex(c.remediationFailingResults), c.remediationFailingWindow],
+              c.remediationFailingFor,
               'Clawdbot remediation actions fail.',
-              'Remediation {{ $labels.action }} of target {{ $labels.target }} ended {{ $labels.result }} in the last %s.' % c.remediationFailingWindow,
+              'Remediation {{ $labels.action }} of target {{ $labels.target }} on {{ $labels.instance }} ended {{ $labels.result }} in the last %s: the gateway may still be down.' % c.remediationFailingWindow,
             ),
             alert(
               'ClawdbotRemediationBreakerOpen',
@@ -390,15 +390,15 @@
               'clawdbot_remediation_breaker_open{%s} == 1' % c.remediationSelector,
               c.remediationBreakerOpenFor,
               'The Clawdbot remediation circuit breaker is open.',
-              'Remediation of target {{ $labels.target }} holds actions back after repeated failures: a person must look.',
+              'Remediation of target {{ $labels.target }} on {{ $labels.instance }} holds actions back after too many in its window, until a person reloads the exporter.',
             ),
             alert(
               'ClawdbotRemediationTooFrequent',
               'warning',
               'sum without (result) (increase(clawdbot_remediation_actions_total{%s}[%s])) >= %d' % [c.remediationSelector, c.remediationTooFrequentWindow, c.remediationTooFrequentThreshold],
-              null,
+              c.remediationTooFrequentFor,
               'Clawdbot remediation acts too often.',
-              'Remediation {{ $labels.action }} of target {{ $labels.target }} ran {{ $value | humanize }} times in the last %s.' % c.remediationTooFrequentWindow,
+              'Remediation {{ $labels.action }} of target {{ $labels.target }} on {{ $labels.instance }} ran {{ $value | humanize }} times in the last %s.' % c.remediationTooFrequentWindow,
             ),
           ],
         },

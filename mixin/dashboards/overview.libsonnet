@@ -21,7 +21,7 @@ local common = import 'common.libsonnet';
     local historyLines = cfgGet('sessionHistoryLinesThreshold', 2000);
     local sessionGrowthWindow = cfgGet('sessionGrowthWindow', '6h');
     local sessionGrowthPerDay = cfgGet('sessionGrowthBytesPerDayThreshold', 100 * 1024 * 1024);
-    local remediationEnabled = cfgGet('remediationPanelsEnabled', false);
+    local remediationEnabled = cfgGet('remediationPanelsEnabled', true);
     // The remediation webhook's series (they have a target, no gateway label).
     local r = std.join(', ', std.filter(function(x) x != '', [cfgGet('remediationSelector', cfg.clawdbotExporterSelector), 'job=~"$job"', 'instance=~"$instance"']));
 
