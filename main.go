@@ -66,6 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	probeCmd := app.Command("probe", "Probe the gateway once, print the result, exit 0 when it is up and 1 when not: a Docker/Kubernetes health check.")
 	f.probeJSON = probeCmd.Flag("json", "Print the result as JSON.").Bool()
 	healthCmd := app.Command("healthcheck", "Check that the exporter answers GET /-/healthy on its first --web.listen-address: the HEALTHCHECK of its container image, which has no curl.")
+	pauseCmd := app.Command("pause", "Hold a PID namespace that a gateway container and the exporter join (Docker pid: \"service:…\"), so a gateway restart does not take the exporter with it; reaps orphans, exits on SIGTERM.")
 	locksCmd := app.Command("locks", "List every gateway lock file with its owner's state, age and filesystem: the stability guide's manual stale-lock check in one command.")
 	f.locksJSON = locksCmd.Flag("json", "Print the locks as JSON.").Bool()
 	f.removeStale = locksCmd.Flag("remove-stale", "Remove locks whose owner is dead or whose pid was reused, re-checking each just before; never one whose owner lives.").Bool()
@@ -123,6 +124,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case probeCmd.FullCommand():
 		return probeOnce(targets, *f.probeTimeout, *f.probeJSON, stdout)
+	case pauseCmd.FullCommand():
+		return pause(stdout)
 	case healthCmd.FullCommand():
 		return healthcheck((*f.web.WebListenAddresses)[0], stdout)
 	case locksCmd.FullCommand():

@@ -100,6 +100,7 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 			Name:        "Clawdbot Exporter",
 			Description: "Prometheus exporter for Clawdbot/OpenClaw gateways",
 			Version:     version.Info(),
+			Profiling:   "false", // no /debug/pprof here: no links to it
 			Links: []web.LandingLinks{
 				{Address: *f.metricsPath, Text: "Metrics"},
 				{Address: "/-/healthy", Text: "Health"},

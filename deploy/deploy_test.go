@@ -30,6 +30,7 @@ import (
 const (
 	composeFile     = "docker-compose.yml"
 	gatewayService  = "clawdbot-gateway"
+	pidnsService    = "clawdbot-pidns"
 	exporterService = "clawdbot-exporter"
 	exporterPort    = "9789"
 	// Binaries built by tests that are not the repository's own: they
@@ -233,7 +234,7 @@ func TestComposeConfig(t *testing.T) {
 	if got, _ := (&service{Command: exp.Command}).flag("lock.dir"); got != "/tmp/clawdbot-1000" {
 		t.Errorf("resolved --lock.dir = %q, want /tmp/clawdbot-1000", got)
 	}
-	if exp.Pid != "service:"+gatewayService {
+	if exp.Pid != "service:"+pidnsService {
 		t.Errorf("resolved pid = %q", exp.Pid)
 	}
 
@@ -478,8 +479,13 @@ func TestComposeWiring(t *testing.T) {
 	}
 
 	// PID namespace and the gateway's config, at the same path.
-	if exp.Pid != "service:"+gatewayService {
-		t.Errorf("exporter pid = %q, want service:%s", exp.Pid, gatewayService)
+	// Both in the namespace clawdbot-pidns holds: a gateway restart must
+	// not kill the exporter and its remediation state.
+	if exp.Pid != "service:"+pidnsService || gw.Pid != "service:"+pidnsService {
+		t.Errorf("exporter pid = %q, gateway pid = %q, want both service:%s", exp.Pid, gw.Pid, pidnsService)
+	}
+	if p := doc.Services[pidnsService]; p == nil || len(p.Command) != 1 || p.Command[0] != "pause" {
+		t.Errorf("%s must run the exporter's pause subcommand", pidnsService)
 	}
 	gcfg, ok := gw.mountAt("/home/node/.clawdbot")
 	ecfg, ok2 := exp.mountAt("/home/node/.clawdbot")
@@ -1086,6 +1092,40 @@ func TestDockerImage(t *testing.T) {
 			logs, _ := run(t, 10*time.Second, env, docker, "logs", name)
 			health, _ := run(t, 10*time.Second, env, docker, "inspect", "--format", "{{json .State.Health}}", name)
 			t.Fatalf("container health %q, want healthy\n%s\n%s", status, health, logs)
+		}
+	})
+
+	// The compose stack's PID namespace: held by a pause container, shared
+	// by the gateway and the exporter. A gateway restart must leave the
+	// exporter (and its remediation state) running.
+	t.Run("pid namespace holder", func(t *testing.T) {
+		id := fmt.Sprintf("deploy-pidns-%d", os.Getpid())
+		holder, gw, exp := id+"-holder", id+"-gateway", id+"-exporter"
+		defer func() { _, _ = run(t, time.Minute, env, docker, "rm", "-f", holder, gw, exp) }()
+		for _, c := range [][]string{
+			{"--name", holder, tag, "pause"},
+			{"--name", gw, "--pid", "container:" + holder, tag, "pause"},
+			{"--name", exp, "--pid", "container:" + holder, "--restart", "unless-stopped", tag, "pause"},
+		} {
+			if out, err := run(t, time.Minute, env, docker, append([]string{"run", "-d", "--network=none"}, c...)...); err != nil {
+				t.Fatalf("docker run %v: %v\n%s", c, err, out)
+			}
+		}
+		inspect := func(name string) string {
+			out, _ := run(t, 10*time.Second, env, docker, "inspect", "--format", "{{.State.Running}} {{.RestartCount}} {{.State.StartedAt}}", name)
+			return strings.TrimSpace(out)
+		}
+		before := inspect(exp)
+		gwBefore := inspect(gw)
+		if out, err := run(t, time.Minute, env, docker, "restart", "-t", "2", gw); err != nil {
+			t.Fatalf("docker restart: %v\n%s", err, out)
+		}
+		time.Sleep(time.Second)
+		if after := inspect(exp); after != before || !strings.HasPrefix(after, "true 0 ") {
+			t.Errorf("the exporter was touched by the gateway's restart: %q -> %q", before, after)
+		}
+		if gwAfter := inspect(gw); gwAfter == gwBefore {
+			t.Errorf("the gateway did not restart: %q", gwAfter)
 		}
 	})
 }

@@ -98,6 +98,7 @@ func clip(s string) string {
 
 var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms, "ago": ago, "clip": clip}).Parse(`
 <style>
+.st { padding: 0 12px; }
 .st table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 .st th, .st td { border: 1px solid #ccc; padding: 2px 8px; text-align: left; }
 .st .up { color: #1a7f37; font-weight: bold; }
