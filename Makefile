@@ -12,7 +12,7 @@ LDFLAGS   := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) \
              -X $(PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
-.PHONY: all build test unit fmt-check vet lint e2e bench promu clean mixin mixin-check
+.PHONY: all build test unit fmt-check vet lint e2e bench promu clean mixin mixin-check demo
 
 all: build test
 
@@ -66,7 +66,17 @@ mixin:
 	$(JSONNETFMT) -i $$(find mixin -name '*.libsonnet' -o -name '*.jsonnet')
 	$(JSONNET) -J mixin -S -c -m . -e '$(MIXIN_RENDER)'
 	promtool check rules alerts/clawdbot-alerts.yaml alerts/clawdbot-rules.yaml
+	$(GO) run ./deploy/kubernetes/gen
 
 # Rendered files fresh, jsonnet formatted, alert conventions, promtool tests.
 mixin-check:
 	$(GO) test -count=1 ./mixin/
+
+# The whole system on loopback: a real gateway, the exporter with remediation,
+# Prometheus, Alertmanager (scripts/demo.sh). The rules are rendered with
+# demo durations: a frozen gateway alerts after 20 s, not 2 min.
+DEMO_RULES := .cache/demo-rules
+demo: build
+	mkdir -p $(DEMO_RULES)
+	$(JSONNET) -J mixin -S -m $(DEMO_RULES) -e 'local m = (import "mixin.libsonnet") + {_config+:: {gatewayDownFor: "20s", gatewayWarmupSeconds: 30}}; {"clawdbot-alerts.yaml": std.manifestYamlDoc(m.prometheusAlerts, true, false), "clawdbot-rules.yaml": std.manifestYamlDoc(m.prometheusRules, true, false)}'
+	./scripts/demo.sh $(DEMO_RULES)
