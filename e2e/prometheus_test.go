@@ -26,6 +26,7 @@ var noDataOnHealthyGateways = map[string]string{
 	"clawdbot_channel_enabled{": "clawdbot's channels report configured and running but no enabled field (README); the openclaw gateway has no channel",
 	"clawdbot_channel_probe_ok": "the gateway has not probed its channels (absent until it does; health probes channels only when asked)",
 	"clawdbot_plugins_":         "openclaw only, and the openclaw gateway runs with plugins disabled (the metrics are absent then)",
+	"clawdbot_remediation_":     "these exporters run without remediation (its metrics exist only then); TestSystem drives the remediation row's metrics",
 }
 
 // TestPrometheusMixin: a real Prometheus scrapes exporters beside a real
