@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/metrictest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
@@ -119,20 +119,5 @@ func TestMetricNamesGolden(t *testing.T) {
 			got = append(got, f[2])
 		}
 	}
-	sort.Strings(got)
-	text := strings.Join(got, "\n") + "\n"
-	if *update {
-		if err := os.WriteFile(goldenPath, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(goldenPath)
-	if err != nil {
-		t.Fatalf("%v: run go test ./collector/ -run TestMetricNamesGolden -update", err)
-	}
-	if string(want) != text {
-		t.Errorf("the exporter's metric names differ from %s (run go test ./collector/ -run TestMetricNamesGolden -update and check the mixin):\n got: %v\nwant: %v",
-			goldenPath, got, strings.Fields(string(want)))
-	}
+	metrictest.Golden(t, goldenPath, got, *update, "go test ./collector/ -run TestMetricNamesGolden -update")
 }

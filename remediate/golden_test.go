@@ -4,14 +4,14 @@ import (
 	"flag"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/metrictest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
@@ -60,20 +60,5 @@ func TestMetricNamesGolden(t *testing.T) {
 	for _, f := range families {
 		got = append(got, f.GetName())
 	}
-	sort.Strings(got)
-	text := strings.Join(got, "\n") + "\n"
-	if *update {
-		if err := os.WriteFile(goldenPath, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(goldenPath)
-	if err != nil {
-		t.Fatalf("%v: run go test ./remediate/ -run TestMetricNamesGolden -update", err)
-	}
-	if string(want) != text {
-		t.Errorf("remediation's metric names differ from %s (run go test ./remediate/ -run TestMetricNamesGolden -update and check the mixin):\n got: %v\nwant: %v",
-			goldenPath, got, strings.Fields(string(want)))
-	}
+	metrictest.Golden(t, goldenPath, got, *update, "go test ./remediate/ -run TestMetricNamesGolden -update")
 }
