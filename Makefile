@@ -22,8 +22,8 @@ build:
 
 test: fmt-check vet mixin-check unit
 
-# Everything under the race detector, then the soak test at full length and
-# with its strict deadline check, which the race detector's slowdown forbids.
+# Everything under the race detector, then the soak test at full length,
+# which the race detector's slowdown would make too long.
 unit:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run '^TestSoak$$' ./collector/

@@ -107,19 +107,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.log.Writer = stderr
 	logger := promslog.New(f.log)
 
-	targets, err := resolveTargets(f)
-	if err != nil {
-		logger.Error("invalid gateway configuration", "err", err)
-		return 1
-	}
-	rem, err := loadRemediation(*f.configFile, targets)
-	if err != nil {
-		logger.Error("invalid remediation configuration", "err", err)
-		return 1
-	}
+	src := sources(f)
 	if *f.configCheck {
-		fmt.Fprintf(stdout, "%s: OK: %d gateway(s), %d remediation target(s)\n", *f.configFile, len(targets), len(rem.Targets))
+		snap, err := config.Check(src)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", configName(*f.configFile), err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: OK: %d gateway(s), %d remediation target(s)\n", configName(*f.configFile), len(snap.Targets), len(snap.Remediation.Targets))
 		return 0
+	}
+	if cmd == serveCmd.FullCommand() {
+		if err := serve(f, src, logger); err != nil {
+			logger.Error("exporter stopped", "err", err)
+			return 1
+		}
+		return 0
+	}
+	snap, err := config.Load(src)
+	if err != nil {
+		logger.Error("invalid configuration", "err", err)
+		return 1
+	}
+	targets := snap.Targets
+	for _, p := range snap.Problems {
+		logger.Warn("gateway files not usable", "gateway", p.Gateway, "err", p.Err)
 	}
 	switch cmd {
 	case probeCmd.FullCommand():
@@ -130,45 +142,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return healthcheck((*f.web.WebListenAddresses)[0], stdout)
 	case locksCmd.FullCommand():
 		return listLocks(targets, *f.procfs, *f.lockDirs, *f.locksJSON, *f.removeStale, stdout, stderr)
-	case serveCmd.FullCommand():
-		if err := serve(f, targets, rem, logger); err != nil {
-			logger.Error("exporter stopped", "err", err)
-			return 1
-		}
 	}
 	return 0
 }
 
-// resolveTargets builds the gateways to probe: the config file's list, or
-// the single gateway the flags describe.
-func resolveTargets(f *flags) ([]gateway.Target, error) {
+// sources are the flags and the environment the configuration is loaded
+// from.
+func sources(f *flags) config.Sources {
 	home := os.Getenv("HOME")
 	if home == "" {
 		if u, err := user.Current(); err == nil {
 			home = u.HomeDir
 		}
 	}
-	settings := []gateway.Settings{f.gateway}
-	useEnv := true
-	if *f.configFile != "" {
-		cfg, err := config.Load(*f.configFile)
-		if err != nil {
-			return nil, err
-		}
-		if len(cfg.Gateways) > 0 {
-			if f.gatewaySet {
-				return nil, fmt.Errorf("--config.file lists gateways: set them there, not with --gateway.* flags")
-			}
-			settings, useEnv = cfg.Gateways, false
-		}
+	return config.Sources{
+		Path:             *f.configFile,
+		Gateway:          f.gateway,
+		GatewaySet:       f.gatewaySet,
+		WebhookTokenFile: *f.remToken,
+		Web: config.Web{
+			ListenAddresses: *f.web.WebListenAddresses,
+			SystemdSocket:   *f.web.WebSystemdSocket,
+			ConfigFile:      *f.web.WebConfigFile,
+		},
+		Env:  os.Getenv,
+		Home: home,
 	}
-	targets := make([]gateway.Target, 0, len(settings))
-	for _, s := range settings {
-		t, err := gateway.Resolve(s, os.Getenv, home, useEnv)
-		if err != nil {
-			return nil, err
-		}
-		targets = append(targets, t)
+}
+
+func configName(path string) string {
+	if path == "" {
+		return "flags"
 	}
-	return targets, nil
+	return path
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,8 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,7 +17,6 @@ import (
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/procfs"
-	"gopkg.in/yaml.v3"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/collector"
 	"github.com/clawdbot-exporter/clawdbot_exporter/config"
@@ -29,38 +25,38 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/status"
 )
 
-// loadRemediation reads and validates the remediation section of the
-// config file; an absent section or file means remediation is off.
-func loadRemediation(path string, targets []gateway.Target) (*remediate.Config, error) {
-	off := &remediate.Config{}
-	if path == "" {
-		return off, nil
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Remediation == nil {
-		return off, nil
-	}
-	names := make([]string, len(targets))
-	for i, t := range targets {
-		names[i] = t.Name
-	}
-	if err := cfg.Remediation.Validate(names); err != nil {
-		return nil, err
-	}
-	return cfg.Remediation, nil
-}
-
-func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *slog.Logger) error {
+func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
-	for _, t := range targets {
+	static := prometheus.NewRegistry()
+	static.MustRegister(
+		versioncollector.NewCollector(exporterName),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	holder, err := config.NewHolder(src, static, logger)
+	if err != nil {
+		return err
+	}
+	snap := holder.Current()
+	for _, t := range snap.Targets {
 		logger.Info("probing gateway", "gateway", t.Name, "url", t.URL, "credentials", t.Source, "config", t.ConfigPath, "state_dir", t.StateDir)
 	}
+	targets := func() []gateway.Target { return holder.Targets().Targets }
+	names := func() []string {
+		ts := targets()
+		out := make([]string, len(ts))
+		for i, t := range ts {
+			out[i] = t.Name
+		}
+		return out
+	}
 	probeLog := status.NewProbeLog(20)
+	// One prober for scrapes and remediation: its auth backoff is per
+	// gateway, whoever probes.
+	prober := &gateway.Prober{ClientVersion: version.Version}
 	exp, err := collector.New(collector.Config{
-		Gateways:      targets,
+		Targets:       targets,
+		Prober:        prober,
 		ClientVersion: version.Version,
 		ProcfsPath:    *f.procfs,
 		SysfsPath:     *f.sysfs,
@@ -72,12 +68,6 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 	}
 	logger.Info("enabled collectors", "collectors", exp.Collectors())
 
-	static := prometheus.NewRegistry()
-	static.MustRegister(
-		versioncollector.NewCollector(exporterName),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
 	mux := http.NewServeMux()
 	mux.Handle(*f.metricsPath, collector.NewHandler(exp, static, collector.HandlerOpts{
 		TimeoutOffset: *f.timeoutOffset,
@@ -85,14 +75,11 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 		MaxRequests:   *f.maxRequests,
 		Logger:        logger,
 	}))
-	var audit func() []remediate.Decision
-	if len(rem.Targets) > 0 {
-		engine, err := setupRemediation(mux, f, targets, rem, static, logger)
-		if err != nil {
-			return err
-		}
-		audit = engine.Recent
+	engine, err := setupRemediation(mux, f, holder, targets, prober, static, logger)
+	if err != nil {
+		return err
 	}
+	setupControl(mux, holder, engine, logger)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Healthy\n") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Ready\n") })
 	if *f.metricsPath != "/" {
@@ -109,15 +96,18 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 		if err != nil {
 			return err
 		}
-		names := make([]string, len(targets))
-		for i, t := range targets {
-			names[i] = t.Name
-		}
 		var locks func() []gateway.Lock
 		if fs, err := procfs.NewFS(*f.procfs); err == nil {
 			locks = func() []gateway.Lock {
-				return gateway.ScanLocks(fs, gateway.AllLockDirs(targets, *f.lockDirs), targets)
+				ts := targets()
+				return gateway.ScanLocks(fs, gateway.AllLockDirs(ts, *f.lockDirs), ts)
 			}
+		}
+		audit := func() []remediate.Decision {
+			if len(holder.Current().Remediation.Targets) == 0 {
+				return nil
+			}
+			return engine.Recent()
 		}
 		page, err := status.NewPage(landing, names, probeLog, locks, audit)
 		if err != nil {
@@ -129,126 +119,125 @@ func serve(f *flags, targets []gateway.Target, rem *remediate.Config, logger *sl
 	return web.ListenAndServe(srv, f.web, logger)
 }
 
-// setupRemediation serves the webhook and wires reloads (SIGHUP, POST
-// /-/reload) of the remediation targets; actions in flight finish.
-func setupRemediation(mux *http.ServeMux, f *flags, targets []gateway.Target, rem *remediate.Config, reg prometheus.Registerer, logger *slog.Logger) (*remediate.Engine, error) {
-	var token []byte
-	if *f.remToken != "" {
-		b, err := gateway.ReadFileBounded(*f.remToken, 4096)
-		if err != nil {
-			return nil, fmt.Errorf("remediation token file: %w", err)
-		}
-		if token = []byte(strings.TrimSpace(string(b))); len(token) == 0 {
-			return nil, fmt.Errorf("remediation token file %s is empty", *f.remToken)
-		}
-	}
-	if err := checkExposure(*f.web.WebListenAddresses, *f.web.WebSystemdSocket, *f.web.WebConfigFile, len(token) > 0); err != nil {
-		return nil, err
-	}
+// setupRemediation builds the engine (with no targets when remediation is
+// off: a reload may add them) and serves its webhook at the path the start
+// configured.
+func setupRemediation(mux *http.ServeMux, f *flags, holder *config.Holder, targets func() []gateway.Target, prober *gateway.Prober, reg prometheus.Registerer, logger *slog.Logger) (*remediate.Engine, error) {
 	fs, err := procfs.NewFS(*f.procfs)
 	if err != nil {
 		return nil, err
 	}
-	byName := map[string]gateway.Target{}
-	for _, t := range targets {
-		byName[t.Name] = t
-	}
-	world := &remediate.LocalWorld{Gateways: byName, FS: fs, ProcRoot: *f.procfs, LockDirs: *f.lockDirs,
-		Prober: &gateway.Prober{ClientVersion: version.Version}}
+	world := &remediate.LocalWorld{Gateways: targets, FS: fs, ProcRoot: *f.procfs, LockDirs: *f.lockDirs, Prober: prober}
 	metrics := remediate.NewMetrics(reg)
-	engine, err := remediate.NewEngine(rem.Targets, world, metrics, logger, remediate.Options{DryRun: *f.remDryRun})
+	snap := holder.Current()
+	engine, err := remediate.NewEngine(snap.Remediation.Targets, world, metrics, logger, remediate.Options{DryRun: *f.remDryRun})
 	if err != nil {
 		return nil, err
 	}
-	handler := &remediate.Handler{Engine: func() *remediate.Engine { return engine }, Token: token, Metrics: metrics, Logger: logger}
-	mux.Handle(rem.WebhookPath, handler)
-	logger.Info("remediation enabled", "webhook", rem.WebhookPath, "targets", len(rem.Targets), "dry_run", *f.remDryRun, "token", len(token) > 0)
+	path := snap.Remediation.WebhookPath
+	holder.OnReload(func(next *config.Snapshot) error {
+		if next.Remediation.WebhookPath != path {
+			logger.Warn("remediation webhook_path changes need a restart", "kept", path)
+		}
+		return engine.Reload(next.Remediation.Targets)
+	})
+	mux.Handle(path, &remediate.Handler{
+		Engine:  engine,
+		Token:   func() []byte { return webhookToken(holder.Current(), logger) },
+		Enabled: func() bool { return len(holder.Current().Remediation.Targets) > 0 },
+		Metrics: metrics,
+		Logger:  logger,
+	})
+	if n := len(snap.Remediation.Targets); n > 0 {
+		logger.Info("remediation enabled", "webhook", path, "targets", n, "dry_run", *f.remDryRun, "token", snap.WebhookToken != nil)
+	}
+	return engine, nil
+}
 
-	var mu sync.Mutex
-	reload := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		next, err := loadRemediation(*f.configFile, targets)
-		if err != nil {
-			return err
-		}
-		if next.WebhookPath != rem.WebhookPath {
-			logger.Warn("remediation webhook_path changes need a restart", "kept", rem.WebhookPath)
-		}
-		if err := engine.Reload(next.Targets); err != nil {
-			return err
-		}
-		logger.Info("remediation reloaded", "targets", len(next.Targets))
+// webhookToken is the token as its file holds it now.
+func webhookToken(s *config.Snapshot, logger *slog.Logger) []byte {
+	if s.WebhookToken == nil {
 		return nil
 	}
+	tok, err := s.WebhookToken.Get()
+	if err != nil {
+		logger.Warn("remediation token file unreadable; using its last value", "path", s.WebhookToken.Path(), "err", err)
+	}
+	return []byte(tok.Reveal())
+}
+
+// setupControl serves the endpoints that change the exporter's state:
+// reload (also on SIGHUP) and the breaker's reset.
+func setupControl(mux *http.ServeMux, holder *config.Holder, engine *remediate.Engine, logger *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			if err := reload(); err != nil {
-				logger.Error("reload failed; keeping the running configuration", "err", err)
-			}
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						logger.Error("reload panicked", "panic", p)
+					}
+				}()
+				_ = holder.Reload() // logged by the holder
+			}()
 		}
 	}()
-	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "POST only", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := reload(); err != nil {
-			http.Error(w, "reload failed: "+err.Error(), http.StatusInternalServerError)
+	mux.Handle("/-/reload", control(holder, logger, func(w http.ResponseWriter, _ *http.Request) {
+		if err := holder.Reload(); err != nil {
+			// The reason (paths, YAML) is for the log, not the caller.
+			http.Error(w, "reload failed; the exporter's log says why", http.StatusInternalServerError)
 			return
 		}
 		_, _ = io.WriteString(w, "reloaded\n")
-	})
-	return engine, nil
-}
-
-// checkExposure applies the gateway's own rule to the webhook: beyond
-// loopback, remediation needs a bearer token, or a web config with basic
-// auth or TLS client certificates.
-func checkExposure(addrs []string, systemdSocket bool, webConfig string, haveToken bool) error {
-	if haveToken {
-		return nil
-	}
-	exposed := systemdSocket
-	for _, a := range addrs {
-		if !loopback(a) {
-			exposed = true
-		}
-	}
-	if !exposed {
-		return nil
-	}
-	if webConfig != "" {
-		b, err := gateway.ReadFileBounded(webConfig, 1<<20)
+	}))
+	mux.Handle("/-/remediation/reset", control(holder, logger, func(w http.ResponseWriter, r *http.Request) {
+		target := r.URL.Query().Get("target")
+		reset, err := engine.Reset(target)
 		if err != nil {
-			return fmt.Errorf("web config: %w", err)
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
 		}
-		var wc struct {
-			TLS *struct {
-				ClientAuth string `yaml:"client_auth_type"`
-			} `yaml:"tls_server_config"`
-			Users map[string]string `yaml:"basic_auth_users"`
-		}
-		if err := yaml.Unmarshal(b, &wc); err != nil {
-			return fmt.Errorf("web config: %w", err)
-		}
-		if len(wc.Users) > 0 || (wc.TLS != nil && wc.TLS.ClientAuth == "RequireAndVerifyClientCert") {
-			return nil
-		}
-	}
-	return errors.New("refusing to serve remediation beyond loopback without authentication: set --remediation.token-file, " +
-		"or basic_auth_users / TLS client certificates in --web.config.file, or listen on 127.0.0.1")
+		logger.Warn("remediation breaker reset by request", "target", target, "was_open", reset, "remote", r.RemoteAddr)
+		_, _ = fmt.Fprintf(w, "reset %d open breaker(s)\n", len(reset))
+	}))
 }
 
-func loopback(addr string) bool {
+// control guards an endpoint that changes state: POST only, never from a
+// browser page (an Origin header), and authenticated: the webhook token
+// when one is configured, the web config's basic auth or client
+// certificates when those are (they already cover every path), else only
+// from loopback.
+func control(holder *config.Holder, logger *slog.Logger, next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := holder.Current()
+		code, why := 0, ""
+		switch {
+		case r.Method != http.MethodPost:
+			code, why = http.StatusMethodNotAllowed, "POST only"
+		case r.Header.Get("Origin") != "":
+			code, why = http.StatusForbidden, "cross-origin requests are refused"
+		case s.WebhookToken != nil:
+			if !remediate.BearerOK(r, webhookToken(s, logger)) {
+				code, why = http.StatusUnauthorized, "missing or wrong bearer token"
+			}
+		case s.WebAuthenticates():
+		case !loopbackPeer(r.RemoteAddr):
+			code, why = http.StatusForbidden, "only from loopback without --remediation.token-file or web config authentication"
+		}
+		if code != 0 {
+			logger.Warn("control request refused", "path", r.URL.Path, "code", code, "reason", why, "remote", r.RemoteAddr)
+			http.Error(w, why, code)
+			return
+		}
+		next(w, r)
+	})
+}
+
+func loopbackPeer(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false
-	}
-	if host == "localhost" {
-		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()

@@ -35,3 +35,22 @@ func BenchmarkScrape(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScrapeFaults measures how long a scrape of a hung gateway takes
+// for a 100 ms deadline, and reports how late past the deadline it answers
+// (late-ms/op): the speed TestSoak does not assert.
+func BenchmarkScrapeFaults(b *testing.B) {
+	for _, f := range []gt.Fault{gt.FaultNoUpgrade, gt.FaultNoChallenge, gt.FaultStallAfterChallenge, gt.FaultStallHealth} {
+		b.Run(string(f), func(b *testing.B) {
+			srv := gt.New(gt.Options{Fault: f})
+			defer srv.Close()
+			h := newTestHandler(b, []gateway.Target{{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken}}, 5*time.Second)
+			var late time.Duration
+			for b.Loop() {
+				res := doScrape(b, h, "0.6") // 0.6 s minus the 0.5 s offset
+				late += max(res.elapsed-100*time.Millisecond, 0)
+			}
+			b.ReportMetric(float64(late.Milliseconds())/float64(b.N), "late-ms/op")
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -29,6 +30,9 @@ type Collector interface {
 // Config is what collectors need to know, resolved by main from flags and
 // the config file.
 type Config struct {
+	// Targets are the gateways as of now (a reload changes them); when
+	// nil, Gateways is the fixed list.
+	Targets       func() []gateway.Target
 	Gateways      []gateway.Target
 	ClientVersion string
 	// ProcfsPath is the proc filesystem's mount point (--path.procfs);
@@ -41,6 +45,24 @@ type Config struct {
 	LockDirs []string
 	// ProbeLog, when set, keeps each probe for the status page.
 	ProbeLog *status.ProbeLog
+	// Prober probes the gateways. Share it with everything else that probes
+	// them (remediation's verification): its auth backoff is per target.
+	Prober *gateway.Prober
+}
+
+func (cfg *Config) targets() func() []gateway.Target {
+	if cfg.Targets == nil {
+		fixed := cfg.Gateways
+		cfg.Targets = func() []gateway.Target { return fixed }
+	}
+	return cfg.Targets
+}
+
+func (cfg *Config) prober() *gateway.Prober {
+	if cfg.Prober == nil {
+		cfg.Prober = &gateway.Prober{ClientVersion: cfg.ClientVersion}
+	}
+	return cfg.Prober
 }
 
 type factory func(cfg Config, logger *slog.Logger) (Collector, error)
@@ -121,6 +143,7 @@ var (
 
 // Exporter runs the enabled collectors.
 type Exporter struct {
+	targets    func() []gateway.Target
 	collectors map[string]Collector
 	logger     *slog.Logger
 	// lateGrace is how long after the deadline a collector may still
@@ -133,6 +156,8 @@ type Exporter struct {
 // New builds the named collectors.
 func New(cfg Config, enabled []string, logger *slog.Logger) (*Exporter, error) {
 	e := &Exporter{collectors: map[string]Collector{}, logger: logger, lateGrace: 50 * time.Millisecond}
+	cfg.prober() // one for every collector
+	e.targets = cfg.targets()
 	for _, name := range enabled {
 		f, ok := factories[name]
 		if !ok {
@@ -161,7 +186,11 @@ func (e *Exporter) Collectors() []string {
 // concurrently, bounded by ctx. Register it in a registry made for one
 // request: the context belongs to that request.
 func (e *Exporter) Scrape(ctx context.Context) prometheus.Collector {
-	return scrape{e: e, ctx: ctx}
+	var targets []gateway.Target
+	if e.targets != nil {
+		targets = e.targets()
+	}
+	return scrape{e: e, ctx: withScrape(ctx, targets)}
 }
 
 type scrape struct {
@@ -222,8 +251,8 @@ func (s scrape) report(ch chan<- prometheus.Metric, r outcome) {
 	} else {
 		s.e.logger.Debug("collector succeeded", "collector", r.name, "duration_seconds", r.duration.Seconds())
 	}
-	ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, r.duration.Seconds(), r.name)
-	ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, success, r.name)
+	ch <- newMetric(durationDesc, prometheus.GaugeValue, r.duration.Seconds(), r.name)
+	ch <- newMetric(successDesc, prometheus.GaugeValue, success, r.name)
 }
 
 // run calls one collector, buffering its metrics so that a late collector
@@ -240,7 +269,7 @@ func run(ctx context.Context, name string, c Collector) (o outcome) {
 	})
 	defer func() {
 		if p := recover(); p != nil {
-			o.err = fmt.Errorf("panic: %v", p)
+			o.err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 		}
 		close(mch)
 		wg.Wait()

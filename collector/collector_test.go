@@ -43,7 +43,8 @@ func TestScrapeIsolatesCollectors(t *testing.T) {
 	}}
 	h := NewHandler(e, prometheus.NewRegistry(), HandlerOpts{TimeoutOffset: 0, MaxTimeout: 200 * time.Millisecond, Logger: promslog.NewNopLogger()})
 	res := doScrape(t, h, "")
-	if res.elapsed > 300*time.Millisecond {
+	// A hang, not speed: the stuck collector must not hold the scrape.
+	if res.elapsed > 2*time.Second {
 		t.Errorf("scrape took %v with a 200 ms deadline", res.elapsed)
 	}
 	for name, want := range map[string]float64{"good": 1, "failing": 0, "panicking": 0, "stuck": 0} {

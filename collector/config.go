@@ -44,7 +44,7 @@ var (
 )
 
 type configCollector struct {
-	targets   []gateway.Target
+	targets   func() []gateway.Target
 	inspector *gateway.Inspector
 	logger    *slog.Logger
 
@@ -54,7 +54,7 @@ type configCollector struct {
 
 func newConfigCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	return &configCollector{
-		targets:   cfg.Gateways,
+		targets:   cfg.targets(),
 		inspector: &gateway.Inspector{},
 		logger:    logger,
 		last:      map[string]string{},
@@ -64,7 +64,7 @@ func newConfigCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 // Update inspects every gateway's config file. A file that cannot be read or
 // parsed is a finding (parse_ok 0), not a failure of the collector.
 func (c *configCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	for _, t := range c.targets {
+	for _, t := range scrapeTargets(ctx, c.targets) {
 		if t.ConfigPath == "" {
 			continue
 		}
@@ -80,7 +80,7 @@ func (c *configCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 
 func exportConfig(ch chan<- prometheus.Metric, name string, rep *gateway.ConfigReport, err error) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
+		ch <- newMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
 	}
 	gauge(configParseOKDesc, boolValue(err == nil))
 	if rep == nil {

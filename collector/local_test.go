@@ -39,6 +39,13 @@ func TestLockAndProcessCollectors(t *testing.T) {
 	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
 	fs, _ := procfs.NewDefaultFS()
 	p, _ := fs.Proc(child.Process.Pid)
+	// The kernel's RSS counters of a process that just started can read 0
+	// for a moment (per-CPU counters not yet folded in).
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if st, err := p.Stat(); err == nil && st.ResidentMemory() > 0 {
+			break
+		}
+	}
 	stat, err := p.Stat()
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,7 @@ var (
 
 type lockCollector struct {
 	fs      procfs.FS
-	targets []gateway.Target
+	targets func() []gateway.Target
 	extra   []string
 	logger  *slog.Logger
 }
@@ -53,7 +53,7 @@ func newLockCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lockCollector{fs: fs, targets: cfg.Gateways, extra: cfg.LockDirs, logger: logger}, nil
+	return &lockCollector{fs: fs, targets: cfg.targets(), extra: cfg.LockDirs, logger: logger}, nil
 }
 
 func newProcFS(path string) (procfs.FS, error) {
@@ -68,13 +68,21 @@ func newProcFS(path string) (procfs.FS, error) {
 }
 
 func (c *lockCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	locks := gateway.ScanLocks(c.fs, gateway.AllLockDirs(c.targets, c.extra), c.targets)
+	targets := scrapeTargets(ctx, c.targets)
+	locks := scrapeLocks(ctx, c.fs, targets, c.extra)
 	now := time.Now()
 	found := map[string]bool{}
+	labels := map[string]bool{} // path labels sent: distinct paths can sanitise alike
 	for _, l := range locks {
+		path := labelValue(l.Path)
+		if labels[path] {
+			c.logger.Debug("lock path reported already under the same label", "path", l.Path, "label", path)
+			continue
+		}
+		labels[path] = true
 		found[l.Gateway] = true
 		g := func(d *prometheus.Desc, v float64, extra ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{l.Gateway, l.Path}, extra...)...)
+			ch <- newMetric(d, prometheus.GaugeValue, v, append([]string{l.Gateway, path}, extra...)...)
 		}
 		g(lockPresentDesc, 1)
 		if !l.CreatedAt.IsZero() {
@@ -96,9 +104,9 @@ func (c *lockCollector) Update(ctx context.Context, ch chan<- prometheus.Metric)
 	}
 	// A configured gateway without a lock is not running (or runs with
 	// CLAWDBOT_ALLOW_MULTI_GATEWAY=1): say so at the path it would use.
-	for _, t := range c.targets {
+	for _, t := range targets {
 		if t.ConfigPath != "" && !found[t.Name] {
-			ch <- prometheus.MustNewConstMetric(lockPresentDesc, prometheus.GaugeValue, 0, t.Name, expectedLockPath(t))
+			ch <- newMetric(lockPresentDesc, prometheus.GaugeValue, 0, t.Name, expectedLockPath(t))
 		}
 	}
 	return ctx.Err()

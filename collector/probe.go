@@ -67,6 +67,9 @@ var (
 		"Plugins unavailable (openclaw).", "gateway")
 	modelDegradedDesc = newDesc("model_runtime_degraded",
 		"1 when the gateway reports its model runtime degraded (openclaw).", "gateway")
+	authBackoffDesc = newDesc("probe_auth_backoff_seconds",
+		"Time between two logins while the gateway refuses the credentials (doubling up to 5 minutes); probes in between only check that it answers. 0 when it accepts them.",
+		"gateway")
 	httpReadyDesc = newDesc("http_ready",
 		"1 when GET /readyz answered 200 with ready:true; 0 when it answered otherwise or not at all; absent for gateways without /readyz (clawdbot).",
 		"gateway")
@@ -77,7 +80,7 @@ func newDesc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 type probeCollector struct {
-	targets []gateway.Target
+	targets func() []gateway.Target
 	prober  *gateway.Prober
 	logger  *slog.Logger
 	log     *status.ProbeLog
@@ -88,42 +91,39 @@ type probeCollector struct {
 }
 
 func newProbeCollector(cfg Config, logger *slog.Logger) (Collector, error) {
-	if len(cfg.Gateways) == 0 {
+	targets := cfg.targets()
+	if len(targets()) == 0 {
 		return nil, errors.New("no gateway to probe")
 	}
 	c := &probeCollector{
-		targets:  cfg.Gateways,
-		prober:   &gateway.Prober{ClientVersion: cfg.ClientVersion},
+		targets:  targets,
+		prober:   cfg.prober(),
 		logger:   logger,
 		log:      cfg.ProbeLog,
 		failures: map[string]map[gateway.Reason]float64{},
 		last:     map[string]gateway.Reason{},
-	}
-	for _, t := range cfg.Gateways {
-		c.failures[t.Name] = map[gateway.Reason]float64{}
-		c.last[t.Name] = "init"
 	}
 	return c, nil
 }
 
 // Update probes every gateway concurrently within the one deadline.
 func (c *probeCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	var wg sync.WaitGroup
-	for _, t := range c.targets {
-		wg.Go(func() {
+	var g safeGroup // a panic fails the collector, not the exporter
+	for _, t := range scrapeTargets(ctx, c.targets) {
+		g.Go(func() {
 			begin := time.Now()
 			res, err := c.prober.Probe(ctx, t)
-			c.export(ch, t.Name, res, err)
+			c.export(ch, t, res, err)
 			c.log.Add(summarize(t.Name, begin, res, err))
 		})
 	}
-	wg.Wait()
-	return nil
+	return g.Wait()
 }
 
-func (c *probeCollector) export(ch chan<- prometheus.Metric, name string, res *gateway.Result, err error) {
+func (c *probeCollector) export(ch chan<- prometheus.Metric, t gateway.Target, res *gateway.Result, err error) {
+	name := t.Name
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
+		ch <- newMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
 	}
 	var reason gateway.Reason
 	var pe *gateway.ProbeError
@@ -135,12 +135,13 @@ func (c *probeCollector) export(ch chan<- prometheus.Metric, name string, res *g
 	c.record(name, reason, err)
 
 	gauge(upDesc, boolValue(err == nil))
+	gauge(authBackoffDesc, c.prober.AuthBackoff(t).Seconds())
 	for _, p := range gateway.Phases() {
 		gauge(phaseDesc, res.Duration(p).Seconds(), p.String())
 	}
 	c.mu.Lock()
 	for _, r := range gateway.Reasons() {
-		ch <- prometheus.MustNewConstMetric(failuresDesc, prometheus.CounterValue, c.failures[name][r], name, string(r))
+		ch <- newMetric(failuresDesc, prometheus.CounterValue, c.failures[name][r], name, string(r))
 	}
 	c.mu.Unlock()
 	for _, r := range gateway.Reasons() {
@@ -180,7 +181,11 @@ func summarize(name string, begin time.Time, res *gateway.Result, err error) sta
 // every scrape.
 func (c *probeCollector) record(name string, reason gateway.Reason, err error) {
 	c.mu.Lock()
-	prev := c.last[name]
+	prev, seen := c.last[name]
+	if !seen {
+		prev = "init"
+		c.failures[name] = map[gateway.Reason]float64{}
+	}
 	c.last[name] = reason
 	if reason != "" {
 		c.failures[name][reason]++

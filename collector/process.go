@@ -46,9 +46,10 @@ type processCollector struct {
 	fs      procfs.FS
 	procfs  string
 	sysfs   string
-	targets []gateway.Target
+	targets func() []gateway.Target
 	extra   []string
 	logger  *slog.Logger
+	prober  *gateway.Prober
 
 	finder gateway.ProcessFinder
 }
@@ -66,15 +67,16 @@ func newProcessCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	if procPath == "" {
 		procPath = procfs.DefaultMountPoint
 	}
-	return &processCollector{fs: fs, procfs: procPath, sysfs: sysfs, targets: cfg.Gateways, extra: cfg.LockDirs, logger: logger}, nil
+	return &processCollector{fs: fs, procfs: procPath, sysfs: sysfs, targets: cfg.targets(), extra: cfg.LockDirs, logger: logger, prober: cfg.prober()}, nil
 }
 
 func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	locks := gateway.ScanLocks(c.fs, gateway.AllLockDirs(c.targets, c.extra), c.targets)
+	targets := scrapeTargets(ctx, c.targets)
+	locks := scrapeLocks(ctx, c.fs, targets, c.extra)
 	var firstErr error
-	for _, t := range c.targets {
+	for _, t := range targets {
 		g := func(d *prometheus.Desc, v float64, labels ...string) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{t.Name}, labels...)...)
+			ch <- newMetric(d, prometheus.GaugeValue, v, append([]string{t.Name}, labels...)...)
 		}
 		p, err := c.finder.Find(c.fs, c.procfs, t, locks)
 		if err != nil && firstErr == nil {
@@ -95,8 +97,10 @@ func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 		g(procInfoDesc, 1, p.Method)
 		g(procRSSDesc, float64(stat.ResidentMemory()))
 		g(procVirtDesc, float64(stat.VirtualMemory()))
-		ch <- prometheus.MustNewConstMetric(procCPUDesc, prometheus.CounterValue, stat.CPUTime(), t.Name)
+		ch <- newMetric(procCPUDesc, prometheus.CounterValue, stat.CPUTime(), t.Name)
 		g(procThreadsDesc, float64(stat.NumThreads))
+		// A new process has forgotten the logins it refused.
+		c.prober.ObserveRestart(t, "", stat.Starttime)
 		if start, err := stat.StartTime(); err == nil {
 			g(procStartDesc, start)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,19 +39,36 @@ type sessionsTarget struct {
 // state directory. openclaw keeps its sessions in SQLite, which it leaves
 // alone: the probe collector has openclaw's counts from the health payload.
 type sessionsCollector struct {
-	targets []sessionsTarget
+	targets func() []gateway.Target
 	logger  *slog.Logger
+
+	mu sync.Mutex
+	// scanners keep what they read per state directory, across scrapes.
+	scanners map[string]*gateway.SessionScanner
 }
 
 func newSessionsCollector(cfg Config, logger *slog.Logger) (Collector, error) {
-	c := &sessionsCollector{logger: logger}
-	for _, t := range cfg.Gateways {
+	return &sessionsCollector{logger: logger, targets: cfg.targets(), scanners: map[string]*gateway.SessionScanner{}}, nil
+}
+
+// stores are the scrape's state directories, each with its scanner.
+func (c *sessionsCollector) stores(ctx context.Context) []sessionsTarget {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []sessionsTarget
+	for _, t := range scrapeTargets(ctx, c.targets) {
 		if t.StateDir == "" {
 			continue
 		}
-		c.targets = append(c.targets, sessionsTarget{name: t.Name, stateDir: t.StateDir, scanner: gateway.NewSessionScanner()})
+		key := t.Name + "\x00" + t.StateDir
+		s := c.scanners[key]
+		if s == nil {
+			s = gateway.NewSessionScanner()
+			c.scanners[key] = s
+		}
+		out = append(out, sessionsTarget{name: t.Name, stateDir: t.StateDir, scanner: s})
 	}
-	return c, nil
+	return out
 }
 
 // Update scans every gateway's state directory concurrently. A scan cut
@@ -60,12 +76,12 @@ func newSessionsCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 // look like shrinking stores. What it read is kept for the next scrape.
 func (c *sessionsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	var (
-		wg   sync.WaitGroup
+		g    safeGroup
 		mu   sync.Mutex
 		errs []error
 	)
-	for _, t := range c.targets {
-		wg.Go(func() {
+	for _, t := range c.stores(ctx) {
+		g.Go(func() {
 			agents, err := t.scanner.Scan(ctx, t.stateDir)
 			if err != nil {
 				mu.Lock()
@@ -81,15 +97,14 @@ func (c *sessionsCollector) Update(ctx context.Context, ch chan<- prometheus.Met
 			}
 		})
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	err := g.Wait()
+	return errors.Join(append(errs, err)...)
 }
 
 func exportAgentSessions(ch chan<- prometheus.Metric, gw string, a gateway.AgentSessions) {
-	// Agent ids are directory names: a label value must be UTF-8.
-	agent := strings.ToValidUTF8(a.Agent, "\uFFFD")
+	// Agent ids are directory names: newMetric makes them valid labels.
 	gauge := func(d *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, gw, agent)
+		ch <- newMetric(d, prometheus.GaugeValue, v, gw, a.Agent)
 	}
 	gauge(sessionStoreDesc, float64(a.Sessions))
 	gauge(sessionBytesDesc, float64(a.TranscriptBytes))

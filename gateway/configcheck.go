@@ -34,9 +34,11 @@ import (
 //     files' content, deep-merged with its sibling keys (objects merge,
 //     arrays concatenate, scalars: the sibling wins) before validation. A
 //     token kept in an included file secures a lan bind (verified). The
-//     decoder used here, like LoadGatewayConfig's, refuses two rare JSON5
-//     forms the gateway accepts (\xHH escapes, non-ASCII unquoted keys):
-//     such a file shows as unparseable.
+//     decoder used here, like LoadGatewayConfig's, refuses three rare JSON5
+//     forms the gateway accepts (\xHH escapes, non-ASCII unquoted keys, a
+//     block comment with a '/' after a '*' before its end, which the decoder
+//     takes for the end), and both refuse a file nested deeper than
+//     maxJSONDepth (128) levels: such a file shows as unparseable.
 //   - bind: `gateway.bind`, "loopback" when absent. Any other bind without
 //     auth is refused at start: "Refusing to bind gateway to lan without
 //     auth." (verified). clawdbot judges by the bind's name (auto, custom
@@ -311,6 +313,11 @@ func (r *includeReader) load(path string, depth int, chain []string) (any, error
 	}
 	// JSON5 counts a byte-order mark as white space; the decoder does not.
 	b = bytes.TrimPrefix(b, []byte("\ufeff"))
+	// The decoder and resolve recurse once per level: bound the nesting
+	// before either sees the document.
+	if err := checkDepth(b, maxJSONDepth); err != nil {
+		return nil, fmt.Errorf("config %s: invalid JSON5 (%w)", path, err)
+	}
 	var v any
 	if err := json5.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("config %s: invalid JSON5%s", path, syntaxPosition(b, err))

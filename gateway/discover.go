@@ -80,6 +80,9 @@ func LoadGatewayConfig(path string) (*GatewayConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
+	if err := checkDepth(b, maxJSONDepth); err != nil {
+		return nil, fmt.Errorf("gateway config %s: invalid JSON5: %w", path, err)
+	}
 	cfg := &GatewayConfig{Path: path}
 	if err := json5.Unmarshal(b, cfg); err != nil {
 		// The decoder's message never quotes the document, so no secret leaks.
@@ -139,39 +142,42 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 		}
 	}
 
+	// The gateway's own files are the gateway's business: missing or
+	// broken, they are a problem to report (ConfigErr), never a reason not
+	// to start; the exporter picks them up when they appear.
 	configPath := s.ConfigPath
-	if configPath == "" {
-		configPath = FindConfig(env, home, s.Profile)
-	} else {
+	profile := s.Profile != "" && s.Profile != "default"
+	switch {
+	case configPath != "":
 		configPath = expandHome(configPath, home)
+	default:
+		configPath = FindConfig(env, home, s.Profile)
+		if configPath == "" && profile {
+			// Never fall back to the default gateway's files under
+			// this gateway's name.
+			t.ConfigErr = fmt.Errorf("profile %q: no gateway config in %s or %s", s.Profile,
+				filepath.Join(home, ".openclaw-"+s.Profile), filepath.Join(home, ".clawdbot-"+s.Profile))
+		}
 	}
 	t.ConfigPath = configPath
 	t.StateDir = stateDir(s, env, home, configPath)
 	var cfg *GatewayConfig
 	if configPath != "" {
-		cfg, err = LoadGatewayConfig(configPath)
-		if err != nil {
-			if s.ConfigPath != "" || t.Source == "" {
-				// The user named this file, or it is where the
-				// credentials would have come from: say so.
-				return t, fmt.Errorf("gateway %q: %w", t.Name, err)
-			}
-			cfg = nil
+		if cfg, err = LoadGatewayConfig(configPath); err != nil {
+			t.ConfigErr, cfg = err, nil
 		}
 	}
-	if t.Source == "" && cfg != nil {
-		a := cfg.Gateway.Auth
-		switch a.Mode {
-		case "password":
-			t.Password = a.Password
-		case "token":
-			t.Token = a.Token
-		default:
-			t.Token, t.Password = a.Token, a.Password
+	if t.Source == "" && configPath != "" {
+		if cfg != nil {
+			t.Token, t.Password = cfg.credentials()
 		}
-		if t.Token != "" || t.Password != "" {
-			t.Source = "gateway config " + cfg.Path
+		if t.Token != "" || t.Password != "" || cfg == nil {
+			t.Source = "gateway config " + configPath
+			t.Creds = &Credentials{ConfigPath: configPath}
 		}
+	}
+	if s.TokenFile != "" || s.PasswordFile != "" {
+		t.Creds = &Credentials{TokenFile: s.TokenFile, PasswordFile: s.PasswordFile}
 	}
 	if t.Source == "" {
 		t.Source = "none (the gateway must accept any token)"
@@ -207,6 +213,14 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 // stateDir is where the gateway keeps its state: the setting, the
 // environment, the config file's directory, or the default home.
 func stateDir(s Settings, env Env, home, configPath string) string {
+	if s.StateDir == "" && configPath == "" && s.Profile != "" && s.Profile != "default" {
+		for _, d := range []string{".openclaw-" + s.Profile, ".clawdbot-" + s.Profile} {
+			if st, err := os.Stat(filepath.Join(home, d)); err == nil && st.IsDir() {
+				return filepath.Join(home, d)
+			}
+		}
+		return filepath.Join(home, ".openclaw-"+s.Profile)
+	}
 	switch {
 	case s.StateDir != "":
 		return expandHome(s.StateDir, home)
@@ -223,6 +237,18 @@ func stateDir(s Settings, env Env, home, configPath string) string {
 		}
 	}
 	return filepath.Join(home, ".clawdbot")
+}
+
+// WatchPaths are the files whose appearance or change alters what Resolve
+// returns for these settings: the gateway config candidates.
+func WatchPaths(s Settings, env Env, home string, useEnv bool) []string {
+	if !useEnv {
+		env = func(string) string { return "" }
+	}
+	if s.ConfigPath != "" {
+		return []string{expandHome(s.ConfigPath, home)}
+	}
+	return ConfigCandidates(env, home, s.Profile)
 }
 
 // readSecretFile reads a one-line secret; surrounding whitespace is dropped

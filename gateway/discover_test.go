@@ -44,15 +44,16 @@ func TestResolve(t *testing.T) {
 	tokenFile := writeFile(t, "tok-from-file\n")
 	pwFile := writeFile(t, "pw-from-file")
 	tests := []struct {
-		name      string
-		settings  Settings
-		env       map[string]string
-		files     map[string]string
-		useEnv    bool
-		wantURL   string
-		wantToken string
-		wantPW    string
-		wantErr   string
+		name          string
+		settings      Settings
+		env           map[string]string
+		files         map[string]string
+		useEnv        bool
+		wantURL       string
+		wantToken     string
+		wantPW        string
+		wantErr       string
+		wantConfigErr string
 	}{
 		{name: "nothing configured", useEnv: true,
 			wantURL: DefaultURL},
@@ -120,15 +121,20 @@ func TestResolve(t *testing.T) {
 		{name: "empty token file", useEnv: true,
 			settings: Settings{TokenFile: writeFile(t, " \n")},
 			wantErr:  "empty"},
+		// The gateway's own files are reported, never a reason not to start.
 		{name: "invalid JSON5 config", useEnv: true,
 			files:   map[string]string{".clawdbot/clawdbot.json": "invalid.json"},
-			wantErr: "invalid JSON5"},
+			wantURL: DefaultURL, wantConfigErr: "invalid JSON5"},
 		{name: "wrong type in config", useEnv: true,
 			files:   map[string]string{".clawdbot/clawdbot.json": "wrongtype.json"},
-			wantErr: "invalid JSON5"},
+			wantURL: DefaultURL, wantConfigErr: "invalid JSON5"},
 		{name: "named config missing", useEnv: true,
 			settings: Settings{ConfigPath: "/nonexistent/clawdbot.json"},
-			wantErr:  "no such file"},
+			wantURL:  DefaultURL, wantConfigErr: "no such file"},
+		{name: "profile without a directory", useEnv: true,
+			settings: Settings{Profile: "work"},
+			files:    map[string]string{".clawdbot/clawdbot.json": "clawdbot-json5.json"},
+			wantURL:  DefaultURL, wantConfigErr: `profile "work": no gateway config`},
 		{name: "bad env port", useEnv: true,
 			env:     map[string]string{"OPENCLAW_GATEWAY_PORT": "http"},
 			wantErr: `OPENCLAW_GATEWAY_PORT="http" is not a port`},
@@ -156,6 +162,10 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tc.wantConfigErr != "" && (got.ConfigErr == nil || !strings.Contains(got.ConfigErr.Error(), tc.wantConfigErr)) ||
+				tc.wantConfigErr == "" && got.ConfigErr != nil {
+				t.Errorf("config error %v, want %q", got.ConfigErr, tc.wantConfigErr)
+			}
 			if got.URL != tc.wantURL || got.Token.Reveal() != tc.wantToken || got.Password.Reveal() != tc.wantPW {
 				t.Errorf("got url=%s token=%q password=%q, want url=%s token=%q password=%q",
 					got.URL, got.Token.Reveal(), got.Password.Reveal(), tc.wantURL, tc.wantToken, tc.wantPW)
@@ -173,7 +183,11 @@ func TestResolveErrorsNeverShowSecrets(t *testing.T) {
 	_ = os.MkdirAll(filepath.Dir(p), 0o700)
 	// A token followed by a syntax error: the message must not quote it.
 	_ = os.WriteFile(p, []byte(`{"gateway":{"auth":{"token":"SUPERSECRET-123"}} oops`), 0o600)
-	_, err := Resolve(Settings{}, mapEnv(nil), h, true)
+	got, err := Resolve(Settings{}, mapEnv(nil), h, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = got.ConfigErr
 	if err == nil {
 		t.Fatal("want an error")
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/sha1" //nolint:gosec // the gateway names its lock with sha1; not a security use
 	"crypto/sha256"
 	"encoding/hex"
@@ -250,11 +251,25 @@ func InspectLock(fs procfs.FS, path string) Lock {
 	if len(b) > maxLockSize {
 		return unknown(fmt.Sprintf("larger than %d bytes", maxLockSize))
 	}
+	if why := parseLock(&l, b); why != "" {
+		return unknown(why)
+	}
+	l.State, l.Why = judgeOwner(fs, l.PID, l.StartTime)
+	return l
+}
+
+// parseLock fills l's CreatedAt, ConfigPath, PID and StartTime from a lock
+// file's content, as far as it can; it returns why the content is no usable
+// lock, "" when it is one.
+func parseLock(l *Lock, b []byte) (why string) {
+	if err := checkDepth(b, maxJSONDepth); err != nil {
+		return "not a lock: " + err.Error()
+	}
 	var c lockContent
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&c); err != nil {
-		return unknown("not a lock: " + err.Error())
+		return "not a lock: " + err.Error()
 	}
 	if t, err := time.Parse(time.RFC3339Nano, c.CreatedAt); err == nil {
 		l.CreatedAt = t
@@ -262,18 +277,17 @@ func InspectLock(fs procfs.FS, path string) Lock {
 	l.ConfigPath = c.ConfigPath
 	pid, err := strconv.ParseInt(c.PID.String(), 10, 64)
 	if err != nil || pid <= 0 || pid >= maxPID {
-		return unknown(fmt.Sprintf("invalid pid %q", c.PID.String()))
+		return fmt.Sprintf("invalid pid %q", c.PID.String())
 	}
 	l.PID = int(pid)
 	if c.StartTime != "" {
 		st, err := strconv.ParseUint(c.StartTime.String(), 10, 64)
 		if err != nil {
-			return unknown(fmt.Sprintf("invalid startTime %q", c.StartTime.String()))
+			return fmt.Sprintf("invalid startTime %q", c.StartTime.String())
 		}
 		l.StartTime = &st
 	}
-	l.State, l.Why = judgeOwner(fs, l.PID, l.StartTime)
-	return l
+	return ""
 }
 
 // judgeOwner applies the gateway's own rule (gateway.md §5): the owner is

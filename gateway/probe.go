@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,12 +61,17 @@ const (
 	ReasonBadFrame  Reason = "bad_frame" // garbage, binary, oversized or unexpected frames
 	ReasonStarting  Reason = "starting"  // the gateway answers UNAVAILABLE while it boots
 	ReasonUnhealthy Reason = "unhealthy" // health answered with ok:false
+	// ReasonHelloTimeout: the gateway sent the challenge and answered a
+	// WebSocket ping (its event loop runs) but not connect before the
+	// deadline, as openclaw does while it throttles refused logins. Not a
+	// hung gateway: never a reason to restart it.
+	ReasonHelloTimeout Reason = "hello_timeout"
 )
 
 // Reasons lists every reason, so counters can start at zero.
 func Reasons() []Reason {
 	return []Reason{ReasonDial, ReasonTimeout, ReasonTLS, ReasonUpgrade, ReasonAuth, ReasonProtocol,
-		ReasonClosed, ReasonRPC, ReasonBadFrame, ReasonStarting, ReasonUnhealthy}
+		ReasonClosed, ReasonRPC, ReasonBadFrame, ReasonStarting, ReasonUnhealthy, ReasonHelloTimeout}
 }
 
 // ProbeError is a failed probe: the phase it failed in and why.
@@ -124,10 +130,9 @@ func (r *Result) Version() string {
 	case "", "dev", "unknown", "0.0.0":
 		return ""
 	default:
-		if len(v) > 64 {
-			return v[:64]
-		}
-		return v
+		// A label value: valid UTF-8, at most 64 bytes, cut between
+		// characters.
+		return TruncateUTF8(strings.ToValidUTF8(v, "\uFFFD"), 64)
 	}
 }
 
@@ -154,6 +159,33 @@ type Prober struct {
 	mu sync.Mutex
 	// backend remembers URLs of gateways that admit only the backend client.
 	backend map[string]bool
+	// gate holds each target's auth backoff; every probe of a target goes
+	// through it, so share one Prober between everything that probes.
+	gate gate
+	// now is the gate's clock; tests set it.
+	now func() time.Time
+}
+
+func (p *Prober) clock() time.Time {
+	if p.now != nil {
+		return p.now()
+	}
+	return time.Now()
+}
+
+// gateKey identifies a target for the gate.
+func gateKey(t Target) string { return t.Name + "\x00" + t.URL }
+
+// AuthBackoff is the target's current backoff between logins; 0 when the
+// gateway has not refused the credentials.
+func (p *Prober) AuthBackoff(t Target) time.Duration { return p.gate.backoff(gateKey(t)) }
+
+// ObserveRestart tells the gate what identifies the gateway's current run
+// (its hello-ok bootId, its process start time in clock ticks; zero values
+// are unknown): a change means a restart, whose fresh gateway has forgotten
+// the refused logins, so the backoff ends.
+func (p *Prober) ObserveRestart(t Target, bootID string, startTicks uint64) {
+	p.gate.observe(gateKey(t), bootID, startTicks)
 }
 
 // The client identities the probe presents. cli/cli is what the gateway's
@@ -174,6 +206,8 @@ func (p *Prober) Probe(ctx context.Context, t Target) (*Result, error) {
 	if err != nil {
 		return &Result{}, &ProbeError{Phase: PhaseConnect, Reason: ReasonDial, Err: err}
 	}
+	token, password, credErr := t.credentials()
+	t.Token, t.Password = token, password
 	var (
 		wg    sync.WaitGroup
 		ready *Readiness
@@ -186,6 +220,18 @@ func (p *Prober) Probe(ctx context.Context, t Target) (*Result, error) {
 		client = backendClient
 	}
 	p.mu.Unlock()
+
+	gk, creds := gateKey(t), fingerprint(token, password)
+	full, refused, retryIn := p.gate.admit(gk, creds, p.clock())
+	if !full {
+		res, err := p.probeLiveness(ctx, key, t, refused, retryIn)
+		if pe := (*ProbeError)(nil); errors.As(err, &pe) && pe.Reason == ReasonDial {
+			p.gate.done(gk, creds, ReasonDial, p.clock())
+		}
+		wg.Wait()
+		res.Ready = ready
+		return res, p.explain(err, t, credErr)
+	}
 	res, err := p.probeWS(ctx, key, t, client)
 	if client == cliClient && t.Token == "" && t.Password == "" && needsIdentity(err) {
 		if res, err = p.probeWS(ctx, key, t, backendClient); err == nil {
@@ -199,13 +245,55 @@ func (p *Prober) Probe(ctx context.Context, t Target) (*Result, error) {
 	}
 	wg.Wait()
 	res.Ready = ready
-	if err != nil {
-		var pe *ProbeError
-		if errors.As(err, &pe) {
-			pe.Err = redactErr(pe.Err, t)
-		}
+	var reason Reason
+	var pe *ProbeError
+	if errors.As(err, &pe) {
+		reason = pe.Reason
 	}
-	return res, err
+	p.gate.done(gk, creds, reason, p.clock())
+	if res.Hello != nil {
+		p.gate.observe(gk, res.Hello.Server.BootID, 0)
+	}
+	return res, p.explain(err, t, credErr)
+}
+
+// explain redacts a probe error and, for a refusal, says what to fix on
+// the exporter's side: the gateway's own hint (gateway.remote.token) is
+// about its CLI, not about this exporter.
+func (p *Prober) explain(err error, t Target, credErr error) error {
+	var pe *ProbeError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	pe.Err = redactErr(pe.Err, t)
+	if pe.Reason == ReasonAuth || pe.Reason == ReasonHelloTimeout {
+		hint := fmt.Sprintf("credentials from %s", t.Source)
+		if credErr != nil {
+			hint += fmt.Sprintf(" (re-reading them failed: %v)", credErr)
+		}
+		hint += "; give the exporter the gateway's token with --gateway.token-file or token_file in --config.file " +
+			"(or $OPENCLAW_GATEWAY_TOKEN / $CLAWDBOT_GATEWAY_TOKEN), or set gateway.auth.token in the gateway's config"
+		if t.ConfigPath != "" {
+			hint += " " + t.ConfigPath
+		}
+		hint += "; an openclaw without gateway.auth makes up a token at each start that nobody else knows"
+		pe.Err = fmt.Errorf("%w: %s", pe.Err, hint)
+	}
+	return err
+}
+
+// probeLiveness is the probe of a gateway in auth backoff: connect,
+// upgrade, wait for the challenge, close, without logging in, so that the
+// gateway's penalty for refused logins decays. A challenge proves the event
+// loop answers; the remembered refusal is then the result.
+func (p *Prober) probeLiveness(ctx context.Context, wsURL string, t Target, refused Reason, retryIn time.Duration) (*Result, error) {
+	res, conn, pe := p.open(ctx, wsURL)
+	if pe != nil {
+		return res, pe
+	}
+	conn.close()
+	return res, &ProbeError{Phase: PhaseHello, Reason: refused, Err: fmt.Errorf(
+		"the gateway refused the credentials earlier (%s); it answers (challenge received), next login attempt in %v", refused, retryIn.Round(time.Second))}
 }
 
 // needsIdentity tells a refusal of the cli client by a gateway without auth.
@@ -214,26 +302,37 @@ func needsIdentity(err error) bool {
 	return errors.As(err, &rpcErr) && (rpcErr.Details.Code == "DEVICE_IDENTITY_REQUIRED" || rpcErr.Code == "NOT_PAIRED")
 }
 
-func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client clientInfo) (res *Result, err error) {
-	res = &Result{}
-	phase, phaseStart := PhaseConnect, time.Now()
-	begin := func(p Phase) {
-		now := time.Now()
-		res.Durations[phase] = now.Sub(phaseStart)
-		phase, phaseStart = p, now
-	}
-	// fail records the time spent in the failing phase too: a timeout shows
-	// where the gateway hung.
-	fail := func(e error) (*Result, error) {
-		res.Durations[phase] = time.Since(phaseStart)
-		return res, &ProbeError{Phase: phase, Reason: classify(ctx, phase, e), Err: e}
-	}
+// phases times a probe's phases into its Result.
+type phases struct {
+	res   *Result
+	phase Phase
+	start time.Time
+}
 
+func (ph *phases) begin(p Phase) {
+	now := time.Now()
+	ph.res.Durations[ph.phase] = now.Sub(ph.start)
+	ph.phase, ph.start = p, now
+}
+
+// fail records the time spent in the failing phase too: a timeout shows
+// where the gateway hung.
+func (ph *phases) fail(ctx context.Context, e error, pongs *atomic.Int32) *ProbeError {
+	ph.res.Durations[ph.phase] = time.Since(ph.start)
+	return &ProbeError{Phase: ph.phase, Reason: classify(ctx, ph.phase, e, pongs != nil && pongs.Load() > 0), Err: e}
+}
+
+// open connects, upgrades and waits for the challenge. On success the
+// connection carries the context's deadline on every read and write, and
+// its close ends the deadline's watcher too.
+func (p *Prober) open(ctx context.Context, wsURL string) (*Result, *wsConn, *ProbeError) {
+	res := &Result{}
+	ph := &phases{res: res, phase: PhaseConnect, start: time.Now()}
 	dialer := &websocket.Dialer{
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err == nil {
-				begin(PhaseUpgrade)
+				ph.begin(PhaseUpgrade)
 			}
 			return c, err
 		},
@@ -249,10 +348,8 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client cli
 		if resp != nil && errors.Is(err, websocket.ErrBadHandshake) {
 			err = fmt.Errorf("%w: HTTP %s", err, resp.Status)
 		}
-		return fail(err)
+		return res, nil, ph.fail(ctx, err, nil)
 	}
-	defer closeGracefully(ctx, conn)
-
 	// Every read and write carries the deadline; a cancelled context (the
 	// scrape's client went away) ends a blocked read at once.
 	deadline, ok := ctx.Deadline()
@@ -262,15 +359,44 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client cli
 	conn.SetReadLimit(readLimit)
 	_ = conn.SetReadDeadline(deadline)
 	_ = conn.SetWriteDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = conn.NetConn().SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	wc := &wsConn{Conn: conn, ctx: ctx, ph: ph}
+	wc.stop = context.AfterFunc(ctx, func() { _ = conn.NetConn().SetDeadline(time.Unix(1, 0)) })
+	conn.SetPongHandler(func(string) error { wc.pongs.Add(1); return nil })
 
-	begin(PhaseChallenge)
+	ph.begin(PhaseChallenge)
 	if _, err := readUntil(conn, func(f *frame) bool { return f.Type == "event" && f.Event == "connect.challenge" }); err != nil {
-		return fail(err)
+		wc.close()
+		return res, nil, ph.fail(ctx, err, nil)
 	}
+	return res, wc, nil
+}
 
-	begin(PhaseHello)
+// wsConn is an open probe connection.
+type wsConn struct {
+	*websocket.Conn
+	ctx   context.Context
+	ph    *phases
+	stop  func() bool
+	pongs atomic.Int32
+}
+
+func (c *wsConn) close() {
+	c.stop()
+	closeGracefully(c.ctx, c.Conn)
+}
+
+func (c *wsConn) fail(e error) *ProbeError { return c.ph.fail(c.ctx, e, &c.pongs) }
+
+func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client clientInfo) (*Result, error) {
+	res, conn, pe := p.open(ctx, wsURL)
+	if pe != nil {
+		return res, pe
+	}
+	defer conn.close()
+	fail := func(e error) (*Result, error) { return res, conn.fail(e) }
+	ph := conn.ph
+
+	ph.begin(PhaseHello)
 	auth := connectAuth{Token: t.Token.Reveal(), Password: t.Password.Reveal()}
 	if auth.Token == "" {
 		auth.Token = placeholderToken
@@ -280,10 +406,16 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client cli
 		version = "0.0.0"
 	}
 	client.Version, client.Platform = version, runtime.GOOS
-	hello, err := call(conn, "c1", "connect", connectParams{
+	// The ping after connect is the evidence for a slow answer: a gateway
+	// whose event loop runs answers it at once, even while it holds the
+	// connect answer back (openclaw's login throttling); a frozen one
+	// answers neither.
+	hello, err := call(conn.Conn, "c1", "connect", connectParams{
 		MinProtocol: minProtocol, MaxProtocol: maxProtocol,
 		Client: client,
 		Role:   "operator", Scopes: []string{"operator.read"}, Auth: auth,
+	}, func() {
+		_ = conn.WriteControl(websocket.PingMessage, []byte("clawdbot_exporter"), time.Now().Add(time.Second))
 	})
 	if err != nil {
 		return fail(err)
@@ -298,8 +430,8 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client cli
 	}
 	res.Hello = &h
 
-	begin(PhaseHealth)
-	payload, err := call(conn, "h1", "health", struct{}{})
+	ph.begin(PhaseHealth)
+	payload, err := call(conn.Conn, "h1", "health", struct{}{}, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -308,7 +440,7 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client cli
 		return fail(&badFrameError{"health payload: " + err.Error()})
 	}
 	res.Health = &health
-	res.Durations[PhaseHealth] = time.Since(phaseStart)
+	res.Durations[PhaseHealth] = time.Since(ph.start)
 	if health.OK == nil || !*health.OK {
 		return res, &ProbeError{Phase: PhaseHealth, Reason: ReasonUnhealthy, Err: errors.New("health answered ok:false")}
 	}
@@ -317,13 +449,16 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t Target, client cli
 
 // call sends one request and waits for the response with its id; events and
 // other responses in between are skipped.
-func call(conn *websocket.Conn, id, method string, params any) (json.RawMessage, error) {
+func call(conn *websocket.Conn, id, method string, params any, afterWrite func()) (json.RawMessage, error) {
 	b, err := json.Marshal(request{Type: "req", ID: id, Method: method, Params: params})
 	if err != nil {
 		return nil, err
 	}
 	if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
 		return nil, err
+	}
+	if afterWrite != nil {
+		afterWrite()
 	}
 	f, err := readUntil(conn, func(f *frame) bool { return f.Type == "res" && f.ID == id })
 	if err != nil {
@@ -404,7 +539,10 @@ func (e *protocolError) Error() string {
 // classify maps an error to a Reason. The order matters: a deadline is a
 // timeout whatever the error looks like, a gateway's error answer wins over
 // the close that follows it.
-func classify(ctx context.Context, phase Phase, err error) Reason {
+//
+// alive says the gateway answered a ping after the connect request: a
+// timeout waiting for hello is then hello_timeout, not timeout.
+func classify(ctx context.Context, phase Phase, err error, alive bool) Reason {
 	var (
 		rpcErr   *RPCError
 		closeErr *websocket.CloseError
@@ -416,10 +554,12 @@ func classify(ctx context.Context, phase Phase, err error) Reason {
 		hostErr  x509.HostnameError
 		recErr   tls.RecordHeaderError
 	)
+	timedOut := errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded ||
+		errors.As(err, &netErr) && netErr.Timeout()
 	switch {
-	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
-		return ReasonTimeout
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case timedOut && phase == PhaseHello && alive:
+		return ReasonHelloTimeout
+	case timedOut:
 		return ReasonTimeout
 	case errors.As(err, &rpcErr):
 		return classifyRPC(phase, rpcErr)

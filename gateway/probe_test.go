@@ -27,35 +27,41 @@ func TestClassify(t *testing.T) {
 		phase Phase
 		err   error
 		want  Reason
+		alive bool // the gateway answered the ping after connect
 	}{
-		{"refused", PhaseConnect, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, ReasonDial},
-		{"dial timeout", PhaseConnect, &net.OpError{Op: "dial", Err: timeoutErr{}}, ReasonTimeout},
-		{"deadline", PhaseChallenge, fmt.Errorf("wrapped: %w", context.DeadlineExceeded), ReasonTimeout},
-		{"read timeout", PhaseHealth, &net.OpError{Op: "read", Err: timeoutErr{}}, ReasonTimeout},
-		{"bad handshake", PhaseUpgrade, fmt.Errorf("%w: HTTP 200 OK", websocket.ErrBadHandshake), ReasonUpgrade},
-		{"EOF during upgrade", PhaseUpgrade, io.ErrUnexpectedEOF, ReasonUpgrade},
-		{"1008 policy", PhaseHello, &websocket.CloseError{Code: 1008}, ReasonAuth},
-		{"1002 protocol", PhaseHello, &websocket.CloseError{Code: 1002}, ReasonProtocol},
-		{"1012 restart", PhaseHello, &websocket.CloseError{Code: 1012}, ReasonClosed},
-		{"1013 starting (openclaw)", PhaseHello, &websocket.CloseError{Code: 1013}, ReasonStarting},
-		{"1009 too big", PhaseChallenge, &websocket.CloseError{Code: 1009}, ReasonBadFrame},
-		{"1006 abnormal", PhaseHealth, &websocket.CloseError{Code: 1006}, ReasonClosed},
-		{"reset", PhaseHealth, &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, ReasonClosed},
-		{"EOF", PhaseChallenge, io.EOF, ReasonClosed},
-		{"read limit", PhaseChallenge, websocket.ErrReadLimit, ReasonBadFrame},
-		{"not JSON", PhaseChallenge, &badFrameError{"frame is not JSON"}, ReasonBadFrame},
-		{"protocol 5 agreed", PhaseHello, &protocolError{5}, ReasonProtocol},
-		{"token mismatch (clawdbot)", PhaseHello, &RPCError{Code: "INVALID_REQUEST", Message: "unauthorized: gateway token mismatch"}, ReasonAuth},
-		{"token mismatch (openclaw details)", PhaseHello, authDetails, ReasonAuth},
-		{"device identity", PhaseHello, &RPCError{Code: "NOT_PAIRED", Message: "device identity required"}, ReasonAuth},
-		{"protocol mismatch answer", PhaseHello, &RPCError{Code: "INVALID_REQUEST", Message: "protocol mismatch"}, ReasonProtocol},
-		{"starting", PhaseHello, &RPCError{Code: "UNAVAILABLE", Message: "gateway starting; retry shortly", Retryable: true}, ReasonStarting},
-		{"health unavailable is not starting", PhaseHealth, &RPCError{Code: "UNAVAILABLE", Message: "health unavailable"}, ReasonRPC},
-		{"other RPC error", PhaseHealth, &RPCError{Code: "INTERNAL", Message: "boom"}, ReasonRPC},
-		{"unknown error after connect", PhaseHealth, errors.New("websocket: bad opcode 7"), ReasonBadFrame},
+		{"refused", PhaseConnect, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, ReasonDial, false},
+		{"dial timeout", PhaseConnect, &net.OpError{Op: "dial", Err: timeoutErr{}}, ReasonTimeout, false},
+		{"deadline", PhaseChallenge, fmt.Errorf("wrapped: %w", context.DeadlineExceeded), ReasonTimeout, false},
+		{"read timeout", PhaseHealth, &net.OpError{Op: "read", Err: timeoutErr{}}, ReasonTimeout, false},
+		{"hello timeout, ping answered (throttled login)", PhaseHello, &net.OpError{Op: "read", Err: timeoutErr{}}, ReasonHelloTimeout, true},
+		{"hello deadline, ping answered", PhaseHello, context.DeadlineExceeded, ReasonHelloTimeout, true},
+		{"hello timeout, no pong (frozen after the challenge)", PhaseHello, &net.OpError{Op: "read", Err: timeoutErr{}}, ReasonTimeout, false},
+		{"health timeout with pong is still a timeout", PhaseHealth, &net.OpError{Op: "read", Err: timeoutErr{}}, ReasonTimeout, true},
+		{"challenge timeout is a timeout", PhaseChallenge, context.DeadlineExceeded, ReasonTimeout, true},
+		{"bad handshake", PhaseUpgrade, fmt.Errorf("%w: HTTP 200 OK", websocket.ErrBadHandshake), ReasonUpgrade, false},
+		{"EOF during upgrade", PhaseUpgrade, io.ErrUnexpectedEOF, ReasonUpgrade, false},
+		{"1008 policy", PhaseHello, &websocket.CloseError{Code: 1008}, ReasonAuth, false},
+		{"1002 protocol", PhaseHello, &websocket.CloseError{Code: 1002}, ReasonProtocol, false},
+		{"1012 restart", PhaseHello, &websocket.CloseError{Code: 1012}, ReasonClosed, false},
+		{"1013 starting (openclaw)", PhaseHello, &websocket.CloseError{Code: 1013}, ReasonStarting, false},
+		{"1009 too big", PhaseChallenge, &websocket.CloseError{Code: 1009}, ReasonBadFrame, false},
+		{"1006 abnormal", PhaseHealth, &websocket.CloseError{Code: 1006}, ReasonClosed, false},
+		{"reset", PhaseHealth, &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, ReasonClosed, false},
+		{"EOF", PhaseChallenge, io.EOF, ReasonClosed, false},
+		{"read limit", PhaseChallenge, websocket.ErrReadLimit, ReasonBadFrame, false},
+		{"not JSON", PhaseChallenge, &badFrameError{"frame is not JSON"}, ReasonBadFrame, false},
+		{"protocol 5 agreed", PhaseHello, &protocolError{5}, ReasonProtocol, false},
+		{"token mismatch (clawdbot)", PhaseHello, &RPCError{Code: "INVALID_REQUEST", Message: "unauthorized: gateway token mismatch"}, ReasonAuth, false},
+		{"token mismatch (openclaw details)", PhaseHello, authDetails, ReasonAuth, false},
+		{"device identity", PhaseHello, &RPCError{Code: "NOT_PAIRED", Message: "device identity required"}, ReasonAuth, false},
+		{"protocol mismatch answer", PhaseHello, &RPCError{Code: "INVALID_REQUEST", Message: "protocol mismatch"}, ReasonProtocol, false},
+		{"starting", PhaseHello, &RPCError{Code: "UNAVAILABLE", Message: "gateway starting; retry shortly", Retryable: true}, ReasonStarting, false},
+		{"health unavailable is not starting", PhaseHealth, &RPCError{Code: "UNAVAILABLE", Message: "health unavailable"}, ReasonRPC, false},
+		{"other RPC error", PhaseHealth, &RPCError{Code: "INTERNAL", Message: "boom"}, ReasonRPC, false},
+		{"unknown error after connect", PhaseHealth, errors.New("websocket: bad opcode 7"), ReasonBadFrame, false},
 	}
 	for _, tc := range tests {
-		if got := classify(context.Background(), tc.phase, tc.err); got != tc.want {
+		if got := classify(context.Background(), tc.phase, tc.err, tc.alive); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}

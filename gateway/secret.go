@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 // Secret holds a gateway token or password. Every way Go has of printing a
@@ -33,4 +34,42 @@ func Redact(text string, secrets ...Secret) string {
 		}
 	}
 	return text
+}
+
+// SecretFile is a secret kept in a file, read again when the file changes
+// (inode, size or mtime): a rotated token works without a restart. A file
+// that cannot be read for a moment (being rewritten) keeps the last value.
+type SecretFile struct {
+	path  string
+	mu    sync.Mutex
+	stamp fileStamp
+	val   Secret
+}
+
+// NewSecretFile reads the file once; it must hold a secret now.
+func NewSecretFile(path string) (*SecretFile, error) {
+	f := &SecretFile{path: path}
+	if _, err := f.Get(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Path is the file's path (never the secret).
+func (f *SecretFile) Path() string { return f.path }
+
+// Get returns the secret as the file holds it now.
+func (f *SecretFile) Get() (Secret, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := stampFile(f.path)
+	if st.exists && st.same(f.stamp) {
+		return f.val, nil
+	}
+	v, err := readSecretFile(f.path)
+	if err != nil {
+		return f.val, err
+	}
+	f.val, f.stamp = v, st
+	return v, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -341,12 +342,21 @@ func (s *SessionScanner) collect(a *agentScan) {
 }
 
 // parallel calls f(worker, i) for i in [0, n) with up to workers
-// goroutines, until ctx ends.
+// goroutines, until ctx ends. A panic in f stops its worker and is raised
+// again in the caller once every worker is done, where the caller's recover
+// (the collector's) sees it: a worker's own panic would end the process.
 func parallel(ctx context.Context, workers, n int, f func(worker, i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var panicked atomic.Pointer[string]
 	for w := range min(workers, n) {
 		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					msg := fmt.Sprintf("%v\n%s", p, debug.Stack())
+					panicked.CompareAndSwap(nil, &msg)
+				}
+			}()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= n || ctx.Err() != nil {
@@ -357,6 +367,9 @@ func parallel(ctx context.Context, workers, n int, f func(worker, i int)) {
 		})
 	}
 	wg.Wait()
+	if p := panicked.Load(); p != nil {
+		panic("session scan worker: " + *p)
+	}
 }
 
 // readStore returns the parsed sessions.json, from the cache when it did not
@@ -417,6 +430,9 @@ func (s *SessionScanner) readStore(root *os.Root, dir string, old *storeState) (
 // parseStore reads a sessions.json. Entries that are not objects, or whose
 // fields have unexpected types, count as sessions without an updatedAt.
 func parseStore(b []byte, dir string) *storeState {
+	if checkDepth(b, maxJSONDepth) != nil {
+		return &storeState{bad: true}
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil || raw == nil {
 		return &storeState{bad: true}

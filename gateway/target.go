@@ -27,6 +27,20 @@ type Target struct {
 	// found. StateDir holds its sessions and, for openclaw, its lock.
 	ConfigPath string
 	StateDir   string
+	// Creds, when set, re-reads Token and Password from their files; the
+	// two fields then hold the values read at start.
+	Creds *Credentials
+	// ConfigErr says why the gateway's own config could not be used (not
+	// found, unreadable, invalid); the target is probed all the same.
+	ConfigErr error
+}
+
+// credentials are the target's token and password as of now.
+func (t Target) credentials() (token, password Secret, err error) {
+	if t.Creds == nil {
+		return t.Token, t.Password, nil
+	}
+	return t.Creds.Get()
 }
 
 // Validate reports a target that can never be probed.

@@ -30,10 +30,15 @@
     remediationPanelsEnabled: true,
 
     // Gateway down. Probe failure reasons a restart can fix (the process is
-    // gone, wedged, or answers garbage), and those it cannot (the exporter's
-    // credentials, TLS or protocol do not match the gateway).
+    // gone, wedged, or answers garbage), and those it cannot: the exporter's
+    // credentials, TLS or protocol do not match the gateway, or the gateway
+    // throttles the exporter's logins (hello_timeout: it sent the challenge,
+    // so its event loop answers, but not connect). The other reasons,
+    // starting and unhealthy, have alerts of their own. The paging alert is
+    // keyed on the gateway, not on the reason: a reason that changes
+    // (timeout, closed, timeout...) does not restart its clock.
     gatewayRestartableReasons: ['dial', 'timeout', 'closed', 'rpc', 'bad_frame'],
-    gatewayRejectedReasons: ['auth', 'protocol', 'tls', 'upgrade'],
+    gatewayRejectedReasons: ['auth', 'hello_timeout', 'protocol', 'tls', 'upgrade'],
     gatewayDownFor: '2m',
     gatewayUnhealthyFor: '2m',
     gatewayRejectedFor: '5m',
@@ -43,6 +48,15 @@
     gatewayWarmupSeconds: 300,
     // openclaw says "starting" while it boots; this long is stuck.
     gatewayStartingFor: '15m',
+    // Not up once in gatewayNotRecoveringWindow + gatewayNotRecoveringFor
+    // (15 minutes), warm-up or not, and not because it rejects the probe: a
+    // crash loop (restarted faster than the warm-up, so ClawdbotGatewayDown
+    // holds off) or an outage restarts did not fix. Pages a person, without
+    // the remediation label. A gateway the exporter only started to probe
+    // gets gatewayNotRecoveringFor (10 minutes).
+    gatewayNotRecoveringWindow: '5m',
+    gatewayNotRecoveringFor: '10m',
+    gatewayNotRecoveringMinutes: 15,  // the sum, for the alert's text
 
     // Probe phases slower than this (seconds) on a gateway that is up.
     probeSlowPhases: ['challenge', 'hello', 'health'],
@@ -77,17 +91,25 @@
     // RSS above this when no cgroup limit is known.
     memoryRSSAbsoluteThresholdBytes: 1.5 * 1024 * 1024 * 1024,
     memoryRSSAbsoluteFor: '30m',
-    // RSS predicted over memoryGrowthWindow to reach the limit (or the
-    // absolute threshold) within memoryGrowthHorizonHours.
+    // RSS predicted to reach the limit (or the absolute threshold) within
+    // memoryGrowthHorizonHours both at the trend of memoryGrowthWindow and
+    // at that of memoryGrowthRecentWindow (a ramp that has flattened does
+    // not count), while RSS is already above memoryGrowthMinRatio of it and
+    // the process runs (a dead gateway's old samples do not count).
     memoryGrowthWindow: '6h',
+    memoryGrowthRecentWindow: '1h',
     memoryGrowthHorizonHours: 4,
+    memoryGrowthMinRatio: 0.5,
     memoryGrowthFor: '1h',
 
     // Sessions.
     sessionHistoryLinesThreshold: 2000,
     sessionTranscriptBytesThreshold: 50 * 1024 * 1024,
     sessionLargeFor: '1h',
+    // Growth above the threshold over sessionGrowthWindow and over the last
+    // sessionGrowthRecentWindow, on a gateway that is up.
     sessionGrowthWindow: '6h',
+    sessionGrowthRecentWindow: '1h',
     sessionGrowthBytesPerDayThreshold: 100 * 1024 * 1024,
     sessionGrowthFor: '1h',
     sessionReadErrorsFor: '30m',
@@ -95,20 +117,36 @@
     // Config.
     configFor: '5m',
 
-    // Exporter.
+    // Exporter. Its loss pages: without it no gateway alert can fire (and
+    // a firing one resolves). ClawdbotExporterAbsent: no target of the
+    // selector is up (absent(up == 1)); ClawdbotExporterDown: one of
+    // several is down; ClawdbotExporterTargetsLost: fewer targets than held
+    // for exporterTargetsSettle within the last exporterTargetsWindow (one
+    // left service discovery).
     exporterDownFor: '5m',
-    exporterAbsentFor: '15m',
+    exporterAbsentFor: '5m',
+    exporterTargetsSettle: '10m',
+    exporterTargetsWindow: '1d',
+    exporterTargetsLostFor: '15m',
     collectorFailingFor: '15m',
+
+    // Open file descriptors of the gateway process against its limit.
+    fdsWarningRatio: 0.7,
+    fdsCriticalRatio: 0.9,
+    fdsFor: '15m',
 
     // Remediation (remediationAlertsEnabled): the remediation webhook's
     // metrics (clawdbot_remediation_actions_total{target,action,result},
     // result recovered, not_recovered or error;
     // clawdbot_remediation_breaker_open{target}), served by the exporter.
     remediationSelector: self.clawdbotExporterSelector,
-    // Failing: an action ended error or not_recovered within the window.
-    // null: fires at once; the alert lasts the window.
+    // Failing: the target's last action ended error or not_recovered, and
+    // since then no action recovered the gateway and its alert did not
+    // resolve (the webhook saw it resolved): a person must bring the gateway
+    // back and fix what the action lacks. It stays until one of those
+    // happens, or for at most the window.
     remediationFailingResults: ['error', 'not_recovered'],
-    remediationFailingWindow: '1h',
+    remediationFailingWindow: '1d',
     remediationFailingFor: null,
     // Breaker open: holds actions back until a person reloads.
     remediationBreakerOpenFor: '1m',

@@ -156,8 +156,9 @@ var (
 	dashUID         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,40}$`)
 	// A use of a Grafana variable: $name, ${name} or ${name:format}.
 	dashVarRef = regexp.MustCompile(`\$\{(\w+)(?::[^}]*)?\}|\$(\w+)`)
-	// An exporter metric and its selector, if any.
-	dashMetricSel = regexp.MustCompile(`\bclawdbot_[A-Za-z0-9_]+(\{[^}]*\})?`)
+	// An exporter metric, or a recording rule on one (level:clawdbot_x:ops),
+	// and its selector, if any.
+	dashMetricSel = regexp.MustCompile(`\bclawdbot_[A-Za-z0-9_]+(?::[A-Za-z0-9_]+)?(\{[^}]*\})?`)
 )
 
 // dashBuiltins are Grafana's own variables, replaced by a value PromQL takes.
@@ -314,15 +315,8 @@ func dashCheckDatasource(t *testing.T, where string, ds *dashDatasource) {
 
 // TestDashboardsPromQL checks every dashboard query, with Grafana's variables
 // substituted, by writing it as a recording rule and running promtool check
-// rules on the file.
+// rules on the file, with both promtools (2.x and 3.x).
 func TestDashboardsPromQL(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("promtool not found (apt-get install prometheus)")
-		}
-		t.Skip("promtool not found (apt-get install prometheus)")
-	}
 	type rule struct {
 		Record string `json:"record"`
 		Expr   string `json:"expr"`
@@ -353,20 +347,24 @@ func TestDashboardsPromQL(t *testing.T) {
 	if err := os.WriteFile(f, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(promtool, "check", "rules", f).CombinedOutput()
-	if err != nil {
-		var index strings.Builder
-		for _, g := range groups {
-			for _, r := range g.Rules {
-				fmt.Fprintf(&index, "%s = %s\n    %s\n", r.Record, where[r.Record], r.Expr)
+	for _, pt := range promtools(t) {
+		t.Run(pt.name, func(t *testing.T) {
+			out, err := exec.Command(pt.need(t), "check", "rules", f).CombinedOutput()
+			if err != nil {
+				var index strings.Builder
+				for _, g := range groups {
+					for _, r := range g.Rules {
+						fmt.Fprintf(&index, "%s = %s\n    %s\n", r.Record, where[r.Record], r.Expr)
+					}
+				}
+				t.Fatalf("%s check rules: %v\n%s\nqueries:\n%s", pt.name, err, out, index.String())
 			}
-		}
-		t.Fatalf("promtool check rules: %v\n%s\nqueries:\n%s", err, out, index.String())
+			if !strings.Contains(string(out), fmt.Sprintf("%d rules found", total)) {
+				t.Errorf("%s checked fewer rules than the %d queries:\n%s", pt.name, total, out)
+			}
+			t.Logf("%d dashboard queries are valid PromQL for %s", total, pt.name)
+		})
 	}
-	if !strings.Contains(string(out), fmt.Sprintf("%d rules found", total)) {
-		t.Errorf("promtool checked fewer rules than the %d queries:\n%s", total, out)
-	}
-	t.Logf("%d dashboard queries are valid PromQL", total)
 }
 
 func TestDashboardsSubstitute(t *testing.T) {
@@ -379,5 +377,39 @@ func TestDashboardsSubstitute(t *testing.T) {
 		if got := dashSubstitute(in); got != want {
 			t.Errorf("dashSubstitute(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestDashboardLinter runs grafana's dashboard-linter with --strict (any
+// finding fails) on every rendered dashboard. The linter comes from
+// $DASHBOARD_LINTER, else from the cache scripts/install-tools.sh builds
+// into; missing, the test skips, and fails in CI.
+func TestDashboardLinter(t *testing.T) {
+	bin := os.Getenv("DASHBOARD_LINTER")
+	if bin == "" {
+		bin = filepath.Join(toolsCache(), "dashboard-linter-"+installToolsVersion(t, "DASHBOARD_LINTER_VERSION"), "dashboard-linter")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("dashboard-linter is required in CI (scripts/install-tools.sh dashboard-linter): %v", err)
+		}
+		t.Skipf("dashboard-linter not found (scripts/install-tools.sh dashboard-linter): %v", err)
+	}
+	// The linter reads exclusions from a .lint file next to the dashboard:
+	// there must be none.
+	if _, err := os.Stat("../grafana/.lint"); err == nil {
+		t.Error("grafana/.lint exists: fix the dashboards instead of excluding rules")
+	}
+	files, _ := filepath.Glob(dashGlob)
+	if len(files) == 0 {
+		t.Fatalf("no dashboards match %s", dashGlob)
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			out, err := exec.Command(bin, "lint", "--strict", f).CombinedOutput()
+			if err != nil {
+				t.Errorf("dashboard-linter lint --strict %s: %v\n%s", f, err, out)
+			}
+		})
 	}
 }

@@ -254,10 +254,69 @@ func TestAlertConventions(t *testing.T) {
 		t.Errorf("remediationAlertsEnabled false renders %d alerts, want %d", len(left), len(alerts)-len(remediationAlerts))
 	}
 
-	record := regexp.MustCompile(`^clawdbot:[a-z0-9_]+:[a-z0-9_]+$`)
+	// level:metric:operations (prometheus.io naming practice): the labels
+	// kept, an exporter metric (or what it counts), the operations.
+	record := regexp.MustCompile(`^[a-z]+(_[a-z]+)*:clawdbot_[a-z0-9_]+:[a-z0-9_]+$`)
 	for _, r := range parseRules(t, all["alerts/clawdbot-rules.yaml"]) {
 		if !record.MatchString(r.Record) || r.Alert != "" {
-			t.Errorf("recording rule %q: want clawdbot:<what>:<how>", r.Record)
+			t.Errorf("recording rule %q: want level:clawdbot_<metric>:<operations>", r.Record)
+		}
+	}
+}
+
+// TestRecordingRulesUsed: every recording rule is used by an alert, another
+// rule or a dashboard.
+func TestRecordingRulesUsed(t *testing.T) {
+	files := render(t, "")
+	var uses []string
+	for _, f := range []string{"alerts/clawdbot-alerts.yaml", "alerts/clawdbot-rules.yaml"} {
+		for _, r := range parseRules(t, files[f]) {
+			uses = append(uses, r.Expr, r.Annotations["description"])
+		}
+	}
+	for path, content := range files {
+		if strings.HasPrefix(path, "grafana/") {
+			uses = append(uses, content)
+		}
+	}
+	all := strings.Join(uses, "\n")
+	for _, r := range parseRules(t, files["alerts/clawdbot-rules.yaml"]) {
+		if !strings.Contains(all, r.Record) {
+			t.Errorf("recording rule %s is used by no alert, rule or dashboard", r.Record)
+		}
+	}
+}
+
+// TestHealthyScenarioCoversEveryAlert: tests/healthy.yaml (a healthy gateway
+// for hours, scripts/gen-healthy-test.py) expects every alert silent.
+func TestHealthyScenarioCoversEveryAlert(t *testing.T) {
+	b, err := os.ReadFile("tests/healthy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Tests []struct {
+			AlertRuleTest []struct {
+				Alertname string `yaml:"alertname"`
+				ExpAlerts []any  `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	quiet := map[string]bool{}
+	for _, tc := range doc.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				t.Errorf("tests/healthy.yaml expects %s to fire", a.Alertname)
+			}
+			quiet[a.Alertname] = true
+		}
+	}
+	for _, a := range parseRules(t, render(t, "")["alerts/clawdbot-alerts.yaml"]) {
+		if !quiet[a.Alert] {
+			t.Errorf("tests/healthy.yaml does not check %s: run scripts/gen-healthy-test.py", a.Alert)
 		}
 	}
 }
@@ -483,6 +542,57 @@ func TestMetricNamesParser(t *testing.T) {
 	} {
 		if got := metricNames(expr); !slices.Equal(got, want) {
 			t.Errorf("metricNames(%q) = %v, want %v", expr, got, want)
+		}
+	}
+}
+
+// TestProbeReasonsClassified: every reason the probe reports (the Reason
+// constants of gateway/probe.go) is either one a restart can fix, one that
+// rejects the exporter (never down, never restarted), or starting/unhealthy,
+// which have alerts of their own; and no reason is both.
+func TestProbeReasonsClassified(t *testing.T) {
+	src, err := os.ReadFile("../gateway/probe.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*Reason\w+\s+Reason\s*=\s*"(\w+)"`).FindAllStringSubmatch(string(src), -1) {
+		reasons = append(reasons, m[1])
+	}
+	if len(reasons) < 10 {
+		t.Fatalf("found only %d Reason constants in gateway/probe.go: %v", len(reasons), reasons)
+	}
+	vm := jsonnet.MakeVM()
+	vm.Importer(&jsonnet.FileImporter{JPaths: []string{"."}})
+	out, err := vm.EvaluateAnonymousSnippet("reasons.jsonnet", `local c = (import "mixin.libsonnet")._config; {restartable: c.gatewayRestartableReasons, rejected: c.gatewayRejectedReasons}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct{ Restartable, Rejected []string }
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	class := map[string]string{"starting": "own alert", "unhealthy": "own alert"}
+	for _, l := range []struct {
+		name string
+		list []string
+	}{{"restartable", cfg.Restartable}, {"rejected", cfg.Rejected}} {
+		for _, r := range l.list {
+			if c, dup := class[r]; dup {
+				t.Errorf("reason %q is both %s and %s", r, c, l.name)
+			}
+			class[r] = l.name
+		}
+	}
+	for _, r := range reasons {
+		if class[r] == "" {
+			t.Errorf("probe reason %q is in neither gatewayRestartableReasons nor gatewayRejectedReasons (mixin/config.libsonnet)", r)
+		}
+	}
+	// A throttled gateway answers: never down, never restarted.
+	for _, r := range []string{"auth", "hello_timeout", "protocol", "tls", "upgrade"} {
+		if class[r] != "rejected" {
+			t.Errorf("reason %q: %s, want rejected", r, class[r])
 		}
 	}
 }

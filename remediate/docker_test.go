@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clawdbot-exporter/clawdbot_exporter/config"
+
 	"github.com/moby/moby/api/types/build"
 	ctr "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
@@ -556,7 +558,7 @@ func TestDockerEngineRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	world := &LocalWorld{Gateways: map[string]gateway.Target{"main": {Name: "main", URL: "ws://" + addr}}, FS: fs, ProcRoot: "/proc",
+	world := &LocalWorld{Gateways: func() []gateway.Target { return []gateway.Target{{Name: "main", URL: "ws://" + addr}} }, FS: fs, ProcRoot: "/proc",
 		Prober: &gateway.Prober{}}
 	waitFor(t, "the container's gateway to answer", 20*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -566,7 +568,7 @@ func TestDockerEngineRecovers(t *testing.T) {
 	zero := Duration(0)
 	target := Target{Name: "restart-gw", Gateway: "main", Warmup: &zero,
 		Action: ActionSpec{Type: "docker", Docker: &DockerSpec{Container: name, Host: os.Getenv("DOCKER_HOST")}}}
-	cfg := Config{Targets: []Target{target}}
+	cfg := config.Remediation{Targets: []Target{target}}
 	if err := cfg.Validate([]string{"main"}); err != nil {
 		t.Fatal(err)
 	}

@@ -59,9 +59,14 @@ type Engine struct {
 	logger  *slog.Logger
 	opts    Options
 
-	mu      sync.Mutex
-	targets map[string]*targetState
+	mu sync.Mutex
+	// targets is what the configuration says, swapped whole by Reload;
+	// states is what happened, by target name: it outlives reloads, so an
+	// action in flight during one clears the busy flag the next decisions
+	// see.
+	targets map[string]*targetConf
 	order   []string
+	states  map[string]*targetState
 	// seen holds (target, fingerprint, startsAt) keys that led to an
 	// action, so retries and the other Alertmanager of an HA pair do not.
 	seen     map[string]time.Time
@@ -106,9 +111,12 @@ func (e *Engine) Recent() []Decision {
 	return out
 }
 
+type targetConf struct {
+	cfg    Target
+	action Action
+}
+
 type targetState struct {
-	cfg     Target
-	action  Action
 	busy    bool
 	history []time.Time // starts of recent actions, for the breaker
 	last    time.Time
@@ -133,18 +141,20 @@ func NewEngine(targets []Target, w World, m *Metrics, logger *slog.Logger, opts 
 	if opts.ProbeTimeout == 0 {
 		opts.ProbeTimeout = 5 * time.Second
 	}
-	e := &Engine{world: w, metrics: m, logger: logger, opts: opts, targets: map[string]*targetState{}, seen: map[string]time.Time{}}
+	e := &Engine{world: w, metrics: m, logger: logger, opts: opts, targets: map[string]*targetConf{},
+		states: map[string]*targetState{}, seen: map[string]time.Time{}}
 	if err := e.Reload(targets); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// Reload replaces the targets. Actions in flight finish. State of targets
-// that stay (history, cooldown, dedupe) is kept, except that an open
-// breaker closes with a fresh budget: a reload is how a person says "go on".
+// Reload replaces the targets. Actions in flight finish with the
+// configuration they started with. What happened to a target that stays
+// (history, cooldown, dedupe, an open breaker) is kept: only Reset closes a
+// breaker.
 func (e *Engine) Reload(targets []Target) error {
-	states := map[string]*targetState{}
+	confs := map[string]*targetConf{}
 	var order []string
 	for _, t := range targets {
 		f, ok := actionFactories[t.Action.Type]
@@ -155,24 +165,61 @@ func (e *Engine) Reload(targets []Target) error {
 		if err != nil {
 			return fmt.Errorf("remediation target %q: %w", t.Name, err)
 		}
-		states[t.Name] = &targetState{cfg: t, action: a}
+		confs[t.Name] = &targetConf{cfg: t, action: a}
 		order = append(order, t.Name)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for name, st := range states {
-		if old, ok := e.targets[name]; ok {
-			st.history, st.last, st.busy = old.history, old.last, old.busy
-			if old.breaker {
-				st.history = nil
-				e.logger.Info("remediation breaker reset by reload", "target", name)
-			}
+	for name, c := range confs {
+		st := e.states[name]
+		if st == nil {
+			st = &targetState{}
+			e.states[name] = st
 		}
-		e.metrics.initTarget(st.cfg)
+		e.metrics.initTarget(c.cfg)
+		e.metrics.breakerOpen.WithLabelValues(name).Set(boolGauge(st.breaker))
+	}
+	for name, st := range e.states {
+		if confs[name] == nil && !st.busy {
+			delete(e.states, name)
+		}
+	}
+	e.targets, e.order = confs, order
+	return nil
+}
+
+// Reset closes the breaker of the named target (all targets for ""), with
+// a fresh budget: how a person says "go on" after looking. It returns the
+// targets whose breaker was open.
+func (e *Engine) Reset(target string) ([]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if target != "" && e.targets[target] == nil {
+		return nil, fmt.Errorf("no remediation target %q", target)
+	}
+	var reset []string
+	for _, name := range e.order {
+		if target != "" && name != target {
+			continue
+		}
+		st := e.states[name]
+		if st.breaker {
+			reset = append(reset, name)
+		}
+		st.breaker, st.history = false, nil
 		e.metrics.breakerOpen.WithLabelValues(name).Set(0)
 	}
-	e.targets, e.order = states, order
-	return nil
+	for _, name := range reset {
+		e.metrics.resets.WithLabelValues(name).Inc()
+	}
+	return reset, nil
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Wait blocks until every action in flight has finished and been verified.
@@ -185,12 +232,12 @@ func (e *Engine) Handle(m *Message) int {
 	for _, a := range m.Alerts {
 		matched := false
 		for _, name := range e.targetNames() {
-			st := e.state(name)
-			if st == nil || !matches(st.cfg, a) {
+			c := e.state(name)
+			if c == nil || !matches(c.cfg, a) {
 				continue
 			}
 			matched = true
-			if e.decide(st, a) {
+			if e.decide(c, a) {
 				started++
 			}
 		}
@@ -208,7 +255,7 @@ func (e *Engine) targetNames() []string {
 	return append([]string(nil), e.order...)
 }
 
-func (e *Engine) state(name string) *targetState {
+func (e *Engine) state(name string) *targetConf {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.targets[name]
@@ -229,15 +276,16 @@ func matches(t Target, a Alert) bool {
 
 // decide applies the safety policy, in order, and starts the action when
 // every rule lets it through.
-func (e *Engine) decide(st *targetState, a Alert) bool {
-	t := st.cfg
+func (e *Engine) decide(c *targetConf, a Alert) bool {
+	t := c.cfg
 	if a.Status == "resolved" {
-		return e.skip(st, a, SkipResolved)
+		return e.skip(c, a, SkipResolved)
 	}
 	now := e.opts.Clock.Now()
 	key := t.Name + "|" + a.Fingerprint + "|" + strconv.FormatInt(a.StartsAt.UnixNano(), 10)
 
 	e.mu.Lock()
+	st := e.states[t.Name]
 	e.pruneSeen(now)
 	reason := ""
 	switch {
@@ -252,7 +300,7 @@ func (e *Engine) decide(st *targetState, a Alert) bool {
 		if len(st.history) >= t.Breaker.MaxActions {
 			st.breaker = true
 			e.metrics.breakerOpen.WithLabelValues(t.Name).Set(1)
-			e.logger.Warn("remediation breaker open: too many actions, leaving it to a person (reload to reset)",
+			e.logger.Warn("remediation breaker open: too many actions, leaving it to a person (POST /-/remediation/reset to go on)",
 				"target", t.Name, "actions", len(st.history), "window", t.Breaker.Window.D())
 			reason = SkipBreaker
 		} else if !st.last.IsZero() && now.Sub(st.last) < t.Cooldown.D() {
@@ -261,17 +309,17 @@ func (e *Engine) decide(st *targetState, a Alert) bool {
 	}
 	e.mu.Unlock()
 	if reason != "" {
-		return e.skip(st, a, reason)
+		return e.skip(c, a, reason)
 	}
 	// The process age needs /proc: outside the lock.
 	if age, ok := e.world.ProcessAge(t.Gateway); ok && age < t.Warmup.D() {
-		return e.skip(st, a, SkipGrace)
+		return e.skip(c, a, SkipGrace)
 	}
 
 	e.mu.Lock()
 	if st.busy || !e.seen[key].IsZero() { // raced with another delivery
 		e.mu.Unlock()
-		return e.skip(st, a, SkipDuplicate)
+		return e.skip(c, a, SkipDuplicate)
 	}
 	e.seen[key] = now
 	st.history = append(st.history, now)
@@ -279,30 +327,33 @@ func (e *Engine) decide(st *targetState, a Alert) bool {
 	if e.opts.DryRun {
 		e.mu.Unlock()
 		e.metrics.lastAction.WithLabelValues(t.Name).Set(float64(now.UnixNano()) / 1e9)
-		return e.skip(st, a, SkipDryRun)
+		return e.skip(c, a, SkipDryRun)
 	}
 	st.busy = true
 	e.inFlight.Add(1)
 	e.mu.Unlock()
 
 	e.audit(a, &t, "act", "")
-	go e.run(st, a, now)
+	go e.run(c, a, now)
 	return true
 }
 
-func (e *Engine) skip(st *targetState, a Alert, reason string) bool {
-	e.metrics.skipped.WithLabelValues(st.cfg.Name, reason).Inc()
-	e.audit(a, &st.cfg, "skip", reason)
+func (e *Engine) skip(c *targetConf, a Alert, reason string) bool {
+	e.metrics.skipped.WithLabelValues(c.cfg.Name, reason).Inc()
+	e.audit(a, &c.cfg, "skip", reason)
 	return false
 }
 
-// run performs one action and verifies it.
-func (e *Engine) run(st *targetState, a Alert, started time.Time) {
-	t := st.cfg
+// run performs one action, with the configuration it was decided under,
+// and verifies it.
+func (e *Engine) run(c *targetConf, a Alert, started time.Time) {
+	t := c.cfg
 	defer e.inFlight.Done()
 	defer func() {
 		e.mu.Lock()
-		st.busy = false
+		if st := e.states[t.Name]; st != nil {
+			st.busy = false
+		}
 		e.mu.Unlock()
 		e.metrics.inProgress.WithLabelValues(t.Name).Set(0)
 	}()
@@ -320,7 +371,7 @@ func (e *Engine) run(st *targetState, a Alert, started time.Time) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), actionTimeout(t))
-	err := st.action.Run(ctx, a)
+	err := safeRun(ctx, c.action, a)
 	cancel()
 	e.metrics.duration.WithLabelValues(t.Name, t.Action.Type).Observe(time.Since(begin).Seconds())
 	result := ResultError
@@ -352,6 +403,17 @@ func (e *Engine) run(st *targetState, a Alert, started time.Time) {
 	}
 	e.remember(d)
 	e.logger.Info("remediation", args...)
+}
+
+// safeRun runs an action; a panic in it is its error, not the exporter's
+// end.
+func safeRun(ctx context.Context, act Action, a Alert) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("action panicked: %v", p)
+		}
+	}()
+	return act.Run(ctx, a)
 }
 
 func actionTimeout(t Target) time.Duration {
@@ -439,6 +501,6 @@ func (e *Engine) pruneSeen(now time.Time) {
 func (e *Engine) BreakerOpen(target string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	st := e.targets[target]
+	st := e.states[target]
 	return st != nil && st.breaker
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clawdbot-exporter/clawdbot_exporter/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
@@ -92,7 +94,7 @@ func newHarness(t *testing.T, dryRun bool, mod func(*Target)) *harness {
 	if mod != nil {
 		mod(&target)
 	}
-	cfg := Config{Targets: []Target{target}}
+	cfg := config.Remediation{Targets: []Target{target}}
 	if err := cfg.Validate([]string{"main"}); err != nil {
 		t.Fatal(err)
 	}
@@ -204,15 +206,30 @@ func TestPolicy(t *testing.T) {
 		if h.action.runs.Load() != 3 {
 			t.Error("breaker closed by itself")
 		}
-		// A reload (the person) does, with a fresh budget: even within the
-		// window of the earlier actions.
+		// Nor does a reload: anyone who can edit a file or send SIGHUP is
+		// not the person who looked.
 		h.clock.Add(-3 * time.Hour)
 		if err := h.e.Reload([]Target{h.e.state("restart-main").cfg}); err != nil {
 			t.Fatal(err)
 		}
 		h.send(alert("firing", "g", t0, nil))
-		if h.action.runs.Load() != 4 || h.e.BreakerOpen("restart-main") {
+		if h.action.runs.Load() != 3 || !h.e.BreakerOpen("restart-main") {
 			t.Errorf("after reload: runs %d, open %v", h.action.runs.Load(), h.e.BreakerOpen("restart-main"))
+		}
+		// Reset (the person) does, with a fresh budget: even within the
+		// window of the earlier actions.
+		if _, err := h.e.Reset("nope"); err == nil {
+			t.Error("reset of an unknown target succeeded")
+		}
+		if got, err := h.e.Reset("restart-main"); err != nil || len(got) != 1 {
+			t.Fatalf("reset: %v, %v", got, err)
+		}
+		h.send(alert("firing", "h", t0, nil))
+		if h.action.runs.Load() != 4 || h.e.BreakerOpen("restart-main") {
+			t.Errorf("after reset: runs %d, open %v", h.action.runs.Load(), h.e.BreakerOpen("restart-main"))
+		}
+		if v := testutil.ToFloat64(h.m.breakerOpen.WithLabelValues("restart-main")); v != 0 {
+			t.Errorf("breaker_open = %v after reset", v)
 		}
 	})
 	t.Run("warm-up grace", func(t *testing.T) {
@@ -240,6 +257,23 @@ func TestPolicy(t *testing.T) {
 		h.e.Wait()
 		if h.action.runs.Load() != 1 || h.skipped("restart-main", SkipBusy) != 1 {
 			t.Errorf("runs %d, busy %v", h.action.runs.Load(), h.skipped("restart-main", SkipBusy))
+		}
+	})
+	t.Run("a reload during an action does not latch busy", func(t *testing.T) {
+		h := newHarness(t, false, func(t *Target) { t.Cooldown = ptr(Duration(0)) })
+		h.action.release = make(chan struct{})
+		if n := h.e.Handle(&Message{Version: "4", Alerts: []Alert{alert("firing", "a", t0, nil)}}); n != 1 {
+			t.Fatal("first did not start")
+		}
+		if err := h.e.Reload([]Target{h.e.state("restart-main").cfg}); err != nil {
+			t.Fatal(err)
+		}
+		close(h.action.release)
+		h.e.Wait()
+		h.action.release = nil
+		h.send(alert("firing", "b", t0, nil))
+		if h.action.runs.Load() != 2 || h.skipped("restart-main", SkipBusy) != 0 {
+			t.Errorf("after a reload mid-action: runs %d, busy skips %v", h.action.runs.Load(), h.skipped("restart-main", SkipBusy))
 		}
 	})
 	t.Run("dry run decides but does not act", func(t *testing.T) {
@@ -289,3 +323,5 @@ func TestPolicy(t *testing.T) {
 		}
 	})
 }
+
+func ptr[T any](v T) *T { return &v }

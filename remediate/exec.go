@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -60,12 +61,15 @@ func alertEnv(target string, a Alert) []string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if labelName.MatchString(k) {
+		if envLabel.MatchString(k) {
 			env = append(env, "ALERT_LABEL_"+strings.ToUpper(k)+"="+a.Labels[k])
 		}
 	}
 	return env
 }
+
+// envLabel: label names that make valid environment variable names.
+var envLabel = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // limitedBuffer keeps the first 4 KiB of a command's output for the log.
 type limitedBuffer struct{ b bytes.Buffer }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clawdbot-exporter/clawdbot_exporter/config"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 
@@ -25,7 +27,7 @@ const goldenPath = "testdata/metrics.golden"
 // list the mixin's tests check the remediation alerts and panels against,
 // next to collector/testdata/metrics.golden. -update rewrites it.
 func TestMetricNamesGolden(t *testing.T) {
-	cfg := Config{Targets: []Target{{Name: "restart-main", Gateway: "main", Action: ActionSpec{Type: "exec", Exec: &ExecSpec{Command: []string{"/bin/true"}}}}}}
+	cfg := config.Remediation{Targets: []Target{{Name: "restart-main", Gateway: "main", Action: ActionSpec{Type: "exec", Exec: &ExecSpec{Command: []string{"/bin/true"}}}}}}
 	if err := cfg.Validate([]string{"main"}); err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +41,10 @@ func TestMetricNamesGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler := &Handler{Engine: func() *Engine { return e }, Token: []byte("s3cret-token"), Metrics: m, Logger: promslog.NewNopLogger()}
+	handler := &Handler{Engine: e, Token: func() []byte { return []byte("s3cret-token") }, Metrics: m, Logger: promslog.NewNopLogger()}
 	req := httptest.NewRequest(http.MethodPost, DefaultWebhookPath, strings.NewReader(validBody))
 	req.Header.Set("Authorization", "Bearer s3cret-token")
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	handler.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"actions":1`) {

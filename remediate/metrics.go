@@ -12,6 +12,7 @@ type Metrics struct {
 	breakerOpen *prometheus.GaugeVec
 	inProgress  *prometheus.GaugeVec
 	requests    *prometheus.CounterVec
+	resets      *prometheus.CounterVec
 }
 
 // Skip reasons, a fixed set.
@@ -60,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"target"}),
 		breakerOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "clawdbot_remediation_breaker_open",
-			Help: "1 when the target's circuit breaker holds actions back until a person resets it (reload).",
+			Help: "1 when the target's circuit breaker holds actions back until a person resets it (POST /-/remediation/reset).",
 		}, []string{"target"}),
 		inProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "clawdbot_remediation_in_progress",
@@ -70,8 +71,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "clawdbot_remediation_webhook_requests_total",
 			Help: "Webhook requests, by HTTP status code answered.",
 		}, []string{"code"}),
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clawdbot_remediation_breaker_resets_total",
+			Help: "Open breakers closed by a person (POST /-/remediation/reset).",
+		}, []string{"target"}),
 	}
-	reg.MustRegister(m.actions, m.skipped, m.lastAction, m.duration, m.recovery, m.breakerOpen, m.inProgress, m.requests)
+	reg.MustRegister(m.actions, m.skipped, m.lastAction, m.duration, m.recovery, m.breakerOpen, m.inProgress, m.requests, m.resets)
 	return m
 }
 
@@ -85,4 +90,5 @@ func (m *Metrics) initTarget(t Target) {
 	}
 	m.breakerOpen.WithLabelValues(t.Name)
 	m.inProgress.WithLabelValues(t.Name)
+	m.resets.WithLabelValues(t.Name)
 }

@@ -7,15 +7,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/clawdbot-exporter/clawdbot_exporter/config"
+
 	"golang.org/x/sys/unix"
 )
 
 func init() { registerAction("signal", newSignalAction) }
-
-var signals = map[string]unix.Signal{
-	"SIGTERM": unix.SIGTERM, "SIGKILL": unix.SIGKILL, "SIGINT": unix.SIGINT, "SIGHUP": unix.SIGHUP,
-	"SIGQUIT": unix.SIGQUIT, "SIGUSR1": unix.SIGUSR1, "SIGUSR2": unix.SIGUSR2,
-}
 
 type signalAction struct {
 	world     *LocalWorld
@@ -29,7 +26,7 @@ func newSignalAction(t Target, w World) (Action, error) {
 	if !ok {
 		return nil, errors.New("action signal needs the local process table")
 	}
-	return &signalAction{world: lw, gateway: t.Gateway, sig: signals[t.Action.Signal.Signal], killAfter: t.Action.Signal.KillAfter.D()}, nil
+	return &signalAction{world: lw, gateway: t.Gateway, sig: config.Signals[t.Action.Signal.Signal], killAfter: t.Action.Signal.KillAfter.D()}, nil
 }
 
 // Run signals the live owner of the gateway's lock, for a supervisor

@@ -186,7 +186,7 @@ func startFakeSystemd(t *testing.T, addr string, units ...string) *fakeSystemd {
 func newTestSystemdAction(t *testing.T, spec SystemdSpec) Action {
 	t.Helper()
 	as := ActionSpec{Type: "systemd", Systemd: &spec}
-	if err := as.validate(); err != nil {
+	if err := as.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	a, err := actionFactories["systemd"](Target{Name: "gw", Gateway: "gw", Action: as}, nil)

@@ -19,8 +19,13 @@ const maxBody = 1 << 20
 // decides and answers at once; actions run in the background, so a slow
 // restart never makes Alertmanager retry.
 type Handler struct {
-	Engine  func() *Engine // the current engine (reloads replace it)
-	Token   []byte         // bearer token; empty means none is required
+	Engine *Engine
+	// Token is the bearer token as of now (its file is re-read when it
+	// changes); nil or empty means none is required.
+	Token func() []byte
+	// Enabled says whether remediation is configured now; without it the
+	// webhook answers 404.
+	Enabled func() bool
 	Metrics *Metrics
 	Logger  *slog.Logger
 }
@@ -48,11 +53,26 @@ type answer struct {
 }
 
 func (h *Handler) serve(r *http.Request) (int, string, *answer) {
+	if h.Enabled != nil && !h.Enabled() {
+		return http.StatusNotFound, "remediation is not configured", nil
+	}
 	if r.Method != http.MethodPost {
 		return http.StatusMethodNotAllowed, "POST only", nil
 	}
-	if !h.authorized(r) {
+	// Alertmanager never sends Origin; a browser's cross-site POST always
+	// does: no web page may restart a gateway.
+	if r.Header.Get("Origin") != "" {
+		return http.StatusForbidden, "cross-origin requests are refused", nil
+	}
+	var token []byte
+	if h.Token != nil {
+		token = h.Token()
+	}
+	if !BearerOK(r, token) {
 		return http.StatusUnauthorized, "missing or wrong bearer token", nil
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/json") {
+		return http.StatusUnsupportedMediaType, "Content-Type must be application/json", nil
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
 	if err != nil {
@@ -66,20 +86,21 @@ func (h *Handler) serve(r *http.Request) (int, string, *answer) {
 	if err != nil {
 		return http.StatusBadRequest, err.Error(), nil
 	}
-	n := h.Engine().Handle(m)
+	n := h.Engine.Handle(m)
 	return http.StatusOK, "", &answer{Status: "accepted", Alerts: len(m.Alerts), Actions: n}
 }
 
-// authorized compares the bearer token in constant time (hashes of equal
-// length, so not even the length leaks).
-func (h *Handler) authorized(r *http.Request) bool {
-	if len(h.Token) == 0 {
+// BearerOK compares the request's bearer token with token in constant time
+// (hashes of equal length, so not even the length leaks); an empty token
+// requires none. The scheme is case-insensitive (RFC 7235).
+func BearerOK(r *http.Request, token []byte) bool {
+	if len(token) == 0 {
 		return true
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
+	scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
-	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256(h.Token)
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256(token)
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }

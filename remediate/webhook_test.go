@@ -17,28 +17,41 @@ const validBody = `{"version":"4","status":"firing","receiver":"clawdbot","group
 
 func TestWebhook(t *testing.T) {
 	h := newHarness(t, false, nil)
-	handler := &Handler{Engine: func() *Engine { return h.e }, Token: []byte("s3cret-token"), Metrics: h.m, Logger: promslog.NewNopLogger()}
+	handler := &Handler{Engine: h.e, Token: func() []byte { return []byte("s3cret-token") }, Metrics: h.m, Logger: promslog.NewNopLogger()}
 	for _, tc := range []struct {
 		name, method, auth, body string
 		code                     int
 		inBody                   string
+		header                   map[string]string // beside Content-Type: application/json
 	}{
-		{"valid", "POST", "Bearer s3cret-token", validBody, 200, `"actions":1`},
-		{"no token", "POST", "", validBody, 401, "bearer token"},
-		{"wrong token", "POST", "Bearer s3cret-tokeN", validBody, 401, "bearer token"},
-		{"basic instead of bearer", "POST", "Basic czNjcmV0LXRva2Vu", validBody, 401, "bearer token"},
-		{"GET", "GET", "Bearer s3cret-token", "", 405, "POST only"},
-		{"malformed JSON", "POST", "Bearer s3cret-token", `{"version":"4",`, 400, "malformed JSON"},
-		{"unknown version", "POST", "Bearer s3cret-token", `{"version":"3","alerts":[]}`, 400, `version "3"`},
-		{"no alerts", "POST", "Bearer s3cret-token", `{"version":"4"}`, 400, "no alerts field"},
-		{"alert without fingerprint", "POST", "Bearer s3cret-token", strings.Replace(validBody, `"fingerprint":"a1b2"`, `"fingerprint":""`, 1), 400, "no fingerprint"},
-		{"bad status", "POST", "Bearer s3cret-token", strings.Replace(validBody, `{"status":"firing","labels"`, `{"status":"maybe","labels"`, 1), 400, "status"},
-		{"too big", "POST", "Bearer s3cret-token", `{"version":"4","alerts":[],"pad":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "larger than"},
+		{"valid", "POST", "Bearer s3cret-token", validBody, 200, `"actions":1`, nil},
+		{"scheme is case-insensitive (a duplicate now)", "POST", "bearer s3cret-token", validBody, 200, `"actions":0`, nil},
+		{"cross-site (Origin)", "POST", "Bearer s3cret-token", validBody, 403, "cross-origin", map[string]string{"Origin": "http://evil.example"}},
+		{"text/plain (a browser's simple request)", "POST", "Bearer s3cret-token", validBody, 415, "application/json", map[string]string{"Content-Type": "text/plain"}},
+		{"no content type", "POST", "Bearer s3cret-token", validBody, 415, "application/json", map[string]string{"Content-Type": ""}},
+		{"no token", "POST", "", validBody, 401, "bearer token", nil},
+		{"wrong token", "POST", "Bearer s3cret-tokeN", validBody, 401, "bearer token", nil},
+		{"basic instead of bearer", "POST", "Basic czNjcmV0LXRva2Vu", validBody, 401, "bearer token", nil},
+		{"GET", "GET", "Bearer s3cret-token", "", 405, "POST only", nil},
+		{"malformed JSON", "POST", "Bearer s3cret-token", `{"version":"4",`, 400, "malformed JSON", nil},
+		{"unknown version", "POST", "Bearer s3cret-token", `{"version":"3","alerts":[]}`, 400, `version "3"`, nil},
+		{"no alerts", "POST", "Bearer s3cret-token", `{"version":"4"}`, 400, "no alerts field", nil},
+		{"alert without fingerprint", "POST", "Bearer s3cret-token", strings.Replace(validBody, `"fingerprint":"a1b2"`, `"fingerprint":""`, 1), 400, "no fingerprint", nil},
+		{"bad status", "POST", "Bearer s3cret-token", strings.Replace(validBody, `{"status":"firing","labels"`, `{"status":"maybe","labels"`, 1), 400, "status", nil},
+		{"too big", "POST", "Bearer s3cret-token", `{"version":"4","alerts":[],"pad":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "larger than", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := httptest.NewRequest(tc.method, DefaultWebhookPath, strings.NewReader(tc.body))
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range tc.header {
+				if v == "" {
+					req.Header.Del(k)
+				} else {
+					req.Header.Set(k, v)
+				}
 			}
 			rec := httptest.NewRecorder()
 			handler.ServeHTTP(rec, req)
@@ -60,11 +73,13 @@ func TestWebhook(t *testing.T) {
 func TestWebhookAnswersBeforeActing(t *testing.T) {
 	h := newHarness(t, false, nil)
 	h.action.release = make(chan struct{})
-	handler := &Handler{Engine: func() *Engine { return h.e }, Metrics: h.m, Logger: promslog.NewNopLogger()}
+	handler := &Handler{Engine: h.e, Metrics: h.m, Logger: promslog.NewNopLogger()}
 	done := make(chan int)
 	go func() {
 		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", strings.NewReader(validBody)))
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(validBody))
+		req.Header.Set("Content-Type", "application/json")
+		handler.ServeHTTP(rec, req)
 		done <- rec.Code
 	}()
 	select {
@@ -103,4 +118,16 @@ func FuzzParseMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestWebhookDisabled(t *testing.T) {
+	h := newHarness(t, false, nil)
+	handler := &Handler{Engine: h.e, Enabled: func() bool { return false }, Metrics: h.m, Logger: promslog.NewNopLogger()}
+	req := httptest.NewRequest(http.MethodPost, DefaultWebhookPath, strings.NewReader(validBody))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotFound || h.action.runs.Load() != 0 {
+		t.Errorf("without remediation: %d, %d actions", rec.Code, h.action.runs.Load())
+	}
 }

@@ -15,7 +15,8 @@ import (
 // namespace): their processes and locks through procfs, their health
 // through the probe.
 type LocalWorld struct {
-	Gateways map[string]gateway.Target
+	// Gateways are the current targets (a reload changes them).
+	Gateways func() []gateway.Target
 	FS       procfs.FS
 	ProcRoot string
 	LockDirs []string
@@ -24,11 +25,12 @@ type LocalWorld struct {
 }
 
 func (w *LocalWorld) target(name string) (gateway.Target, error) {
-	t, ok := w.Gateways[name]
-	if !ok {
-		return t, fmt.Errorf("unknown gateway %q", name)
+	for _, t := range w.Gateways() {
+		if t.Name == name {
+			return t, nil
+		}
 	}
-	return t, nil
+	return gateway.Target{}, fmt.Errorf("unknown gateway %q", name)
 }
 
 func (w *LocalWorld) locks(t gateway.Target) []gateway.Lock {

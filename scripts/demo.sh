@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rules=$(cd "${1:?rules directory}" && pwd) # absolute: Prometheus resolves rule globs against its config's directory
-cache=${GATEWAY_CACHE:-$root/.cache/gateways}
+cache=${GATEWAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clawdbot_exporter/gateways}
 GATEWAY_PORT=${GATEWAY_PORT:-28789}
 EXPORTER_PORT=${EXPORTER_PORT:-9789}
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}

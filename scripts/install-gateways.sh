@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs Node 24 and the two real gateways the integration tests run against
-# (gateway.md §1) into a git-ignored cache. Idempotent: a finished install is kept.
+# (docs/verified-versions.md) into a cache outside the repository. Idempotent: a finished install is kept.
 set -euo pipefail
-cache=${GATEWAY_CACHE:-$(cd "$(dirname "$0")/.." && pwd)/.cache/gateways}
+# Outside the repository, so a fresh clone (CI) reuses it.
+cache=${GATEWAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/clawdbot_exporter/gateways}
 mkdir -p "$cache"
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 

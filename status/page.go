@@ -17,14 +17,14 @@ import (
 // gateway, a lock file or an alert goes through html/template's escaping.
 type Page struct {
 	head, tail  []byte
-	gateways    []string
+	gateways    func() []string
 	probes      *ProbeLog
 	locks       func() []gateway.Lock
 	remediation func() []remediate.Decision
 }
 
 // NewPage wraps the toolkit's landing page. locks and remediation may be nil.
-func NewPage(landing http.Handler, gateways []string, probes *ProbeLog, locks func() []gateway.Lock, remediation func() []remediate.Decision) (*Page, error) {
+func NewPage(landing http.Handler, gateways func() []string, probes *ProbeLog, locks func() []gateway.Lock, remediation func() []remediate.Decision) (*Page, error) {
 	rec := httptest.NewRecorder()
 	landing.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	html := rec.Body.Bytes()
@@ -56,7 +56,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := view{Now: time.Now(), LocksOn: p.locks != nil, RemOn: p.remediation != nil}
-	for _, g := range p.gateways {
+	for _, g := range p.gateways() {
 		gv := gatewayView{Name: g, Probes: p.probes.Recent(g)}
 		if len(gv.Probes) > 0 {
 			gv.Last = &gv.Probes[0]

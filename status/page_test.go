@@ -33,7 +33,7 @@ func TestPageEscapesAndShowsState(t *testing.T) {
 	rem := func() []remediate.Decision {
 		return []remediate.Decision{{Time: now, AlertName: `<img src=x onerror=alert(1)>`, Fingerprint: "f1", Status: "firing", Target: "restart-main", Action: "signal", Decision: "done", Result: "recovered", Detail: "up 4.1 s after the action began"}}
 	}
-	p, err := NewPage(landing, []string{"main", "other"}, log, locks, rem)
+	p, err := NewPage(landing, func() []string { return []string{"main", "other"} }, log, locks, rem)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,11 @@ const (
 	// FaultHelloNotOK answers connect with ok:true but a payload whose type is
 	// not "hello-ok".
 	FaultHelloNotOK Fault = "bad-hello"
+	// FaultFreezeAfterChallenge sends the challenge and then does nothing at
+	// all, not even answer WebSocket pings: a process stopped (SIGSTOP) or
+	// wedged right after the challenge. Unlike FaultStallAfterChallenge,
+	// whose event loop still answers pings.
+	FaultFreezeAfterChallenge Fault = "freeze-after-challenge"
 )
 
 // OversizedBytes is the size of the padding in the FaultOversized frame; the
@@ -134,6 +139,17 @@ type Options struct {
 	ReadyFailing bool
 	// Health, when set, replaces the health payload (sent as is).
 	Health json.RawMessage
+	// AuthThrottle, when set, delays every refused connect the way openclaw
+	// 2026.9 does for loopback clients: AuthThrottle·2^(n-1), n the refusals
+	// of the last AuthThrottleWindow (default 1 minute, at most 6 counted),
+	// capped at AuthThrottleMax (default 20·AuthThrottle). Pings are
+	// answered meanwhile, as the real gateway's event loop is free.
+	AuthThrottle       time.Duration
+	AuthThrottleMax    time.Duration
+	AuthThrottleWindow time.Duration
+	// ServerVersion, when set, replaces hello-ok.server.version (default
+	// VersionProtocol3 or VersionProtocol4).
+	ServerVersion string
 }
 
 func (o Options) normalized() Options {
@@ -148,6 +164,12 @@ func (o Options) normalized() Options {
 	}
 	if o.Password == "" {
 		o.Password = DefaultPassword
+	}
+	if o.AuthThrottle > 0 && o.AuthThrottleMax == 0 {
+		o.AuthThrottleMax = 20 * o.AuthThrottle
+	}
+	if o.AuthThrottleWindow == 0 {
+		o.AuthThrottleWindow = time.Minute
 	}
 	return o
 }
@@ -174,6 +196,8 @@ type Server struct {
 	conns         map[*trackedConn]struct{}
 	methods       []string
 	connectParams []json.RawMessage
+	authFailures  []time.Time
+	bootID        string
 
 	accepted    atomic.Int64
 	open        atomic.Int64
@@ -204,6 +228,7 @@ func New(opts Options) *Server {
 		conns:     make(map[*trackedConn]struct{}),
 		quit:      make(chan struct{}),
 		serveDone: make(chan struct{}),
+		bootID:    newUUID(),
 	}
 	s.ln = &trackingListener{Listener: ln, s: s}
 	s.hs = &http.Server{
@@ -367,6 +392,46 @@ func (s *Server) record(data []byte) {
 }
 
 func (s *Server) uptimeMs() int64 { return time.Since(s.started).Milliseconds() }
+
+// RestartInProcess does what openclaw's in-process restart does: a new
+// hello-ok.server.bootId, while the uptime keeps counting and the refused
+// logins are forgotten.
+func (s *Server) RestartInProcess() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bootID = newUUID()
+	s.authFailures = nil
+}
+
+// BootID is the current hello-ok.server.bootId (protocol 4).
+func (s *Server) BootID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bootID
+}
+
+// authPenalty records a refused login and returns how long to hold its
+// answer back (Options.AuthThrottle).
+func (s *Server) authPenalty(o Options) time.Duration {
+	if o.AuthThrottle <= 0 {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	kept := s.authFailures[:0]
+	for _, t := range s.authFailures {
+		if now.Sub(t) < o.AuthThrottleWindow {
+			kept = append(kept, t)
+		}
+	}
+	kept = append(kept, now)
+	if len(kept) > 6 {
+		kept = kept[len(kept)-6:]
+	}
+	s.authFailures = kept
+	return min(o.AuthThrottle<<(len(kept)-1), o.AuthThrottleMax)
+}
 
 // ---- connection tracking ----
 

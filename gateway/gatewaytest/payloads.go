@@ -38,12 +38,15 @@ func (ss *session) hello() map[string]any {
 	if o.Protocol >= 4 {
 		server["version"] = VersionProtocol4
 		server["buildId"] = "gatewaytest"
-		server["bootId"] = ss.s.addr
+		server["bootId"] = ss.s.BootID()
 		maxPayload = readLimitP4
 	} else {
 		server["version"] = VersionProtocol3
 		snapshot["configPath"] = "/fake/.clawdbot/clawdbot.json"
 		snapshot["stateDir"] = "/fake/.clawdbot"
+	}
+	if o.ServerVersion != "" {
+		server["version"] = o.ServerVersion
 	}
 	return map[string]any{
 		"type":     "hello-ok",

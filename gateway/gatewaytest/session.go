@@ -3,6 +3,7 @@ package gatewaytest
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"time"
 
@@ -70,9 +71,24 @@ func (s *Server) runSession(ws *websocket.Conn, opts Options) {
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(controlDeadline))
 		return nil
 	})
+	if opts.Delay > 0 {
+		// A slow gateway is slow to answer pings too: its event loop
+		// answers them.
+		ws.SetPingHandler(func(data string) error {
+			if !ss.sleep(opts.Delay) {
+				return nil
+			}
+			_ = ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(controlDeadline))
+			return nil
+		})
+	}
 	// The handler holds a count on s.handlers, so this Add cannot race Wait.
 	s.handlers.Add(1)
-	go ss.readLoop()
+	if opts.Fault == FaultFreezeAfterChallenge {
+		go ss.frozenReadLoop()
+	} else {
+		go ss.readLoop()
+	}
 	defer func() {
 		close(ss.done)
 		_ = ws.Close() // closes the TCP connection without a close frame
@@ -106,6 +122,15 @@ func (ss *session) readLoop() {
 	}
 }
 
+// frozenReadLoop reads nothing at the WebSocket level (no pong, no close
+// echo), only drains the TCP stream to notice when the client goes away.
+func (ss *session) frozenReadLoop() {
+	defer ss.s.handlers.Done()
+	defer close(ss.readDone)
+	defer ss.ws.Close()
+	_, _ = io.Copy(io.Discard, ss.ws.NetConn())
+}
+
 // next returns the next client frame; false when the client went away or
 // the server is closing.
 func (ss *session) next() (message, bool) {
@@ -130,11 +155,14 @@ func (ss *session) discard() {
 }
 
 // wait sleeps Options.Delay; false when interrupted.
-func (ss *session) wait() bool {
-	if ss.opts.Delay <= 0 {
+func (ss *session) wait() bool { return ss.sleep(ss.opts.Delay) }
+
+// sleep waits d; false when the client went away or the server closes.
+func (ss *session) sleep(d time.Duration) bool {
+	if d <= 0 {
 		return true
 	}
-	t := time.NewTimer(ss.opts.Delay)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -310,7 +338,7 @@ func (ss *session) run() {
 	}
 
 	switch o.Fault {
-	case FaultStallAfterChallenge:
+	case FaultStallAfterChallenge, FaultFreezeAfterChallenge:
 		ss.discard()
 		return
 	case FaultDropTCP:
@@ -383,6 +411,9 @@ func (ss *session) handleConnect(req reqFrame) (done, connected bool) {
 		return true, false
 	}
 	if code, msg := checkAuth(o, cp); code != "" {
+		if d := ss.s.authPenalty(o); d > 0 && !ss.sleep(d) {
+			return true, false
+		}
 		ss.resErr(req.ID, ErrorShape{Code: code, Message: msg}, false)
 		ss.closeWith(websocket.ClosePolicyViolation, msg)
 		return true, false

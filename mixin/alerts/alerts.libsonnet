@@ -18,8 +18,19 @@
     },
   },
   local regex(list) = std.join('|', list),
+  // A threshold as PromQL text: 0.85, not 0.84999999999999998.
+  local ratio(x) = std.rstripChars(std.rstripChars('%.6f' % x, '0'), '.'),
+  // Bytes as Prometheus' humanize1024 prints them: 1.5GiB.
+  local humanBytes(b) =
+    local units = ['', 'Ki', 'Mi', 'Gi', 'Ti'];
+    local i = std.min(4, std.floor(std.log(b) / std.log(1024)));
+    local v = b / std.pow(1024, i);
+    (if v == std.floor(v) then '%d' % v else '%.1f' % v) + units[i] + 'B',
   local gw = 'gateway {{ $labels.gateway }} on {{ $labels.instance }}',
   local GW = 'Gateway {{ $labels.gateway }} on {{ $labels.instance }}',
+  // The reason the last probe of the alert's gateway failed with, for the
+  // alerts keyed on the gateway rather than on the reason.
+  local currentReason = '{{ with printf `clawdbot_probe_failing{job=%q, instance=%q, gateway=%q} == 1` $labels.job $labels.instance $labels.gateway | query }}{{ range . }}{{ .Labels.reason }}{{ end }}{{ else }}unknown{{ end }}',
   // Gateways booting: the process started, or the gateway reports an
   // uptime, less than the warm-up ago.
   local booting = |||
@@ -39,13 +50,31 @@
             'ClawdbotGatewayDown',
             'critical',
             |||
-              clawdbot:gateway_down:reason{%(sel)s, reason=~"%(reasons)s"} == 1
-              unless ignoring (reason)
+              max without (reason) (clawdbot_probe_failing{%(sel)s, reason=~"%(reasons)s"} == 1)
+              unless
             ||| % { sel: sel, reasons: regex(c.gatewayRestartableReasons) } + booting,
             c.gatewayDownFor,
             'A Clawdbot gateway is down.',
-            'The probe of %s fails with reason {{ $labels.reason }} (the gateway is not booting).' % gw,
+            'The probe of %s fails with reason %s (the gateway is not booting).' % [gw, currentReason],
             restart=true,
+          ),
+          alert(
+            'ClawdbotGatewayNotRecovering',
+            'critical',
+            |||
+              max_over_time(clawdbot_up{%(sel)s}[%(window)s]) == 0
+              unless ignoring (reason)
+              clawdbot_probe_failing{%(sel)s, reason=~"%(rejected)s"} == 1
+            ||| % { sel: sel, window: c.gatewayNotRecoveringWindow, rejected: regex(c.gatewayRejectedReasons) },
+            c.gatewayNotRecoveringFor,
+            'A Clawdbot gateway has not been up for %d minutes.' % c.gatewayNotRecoveringMinutes,
+            '%s has not been up once in the last %d minutes (probe: %s; restarts in the last %s: %s). It crash-loops or stays down, warm-up or not: restarting does not fix it, a person must look.' % [
+              GW,
+              c.gatewayNotRecoveringMinutes,
+              currentReason,
+              c.restartsWindow,
+              '{{ with printf `instance_gateway:clawdbot_restarts:changes%s{job=%%q, instance=%%q, gateway=%%q}` $labels.job $labels.instance $labels.gateway | query }}{{ . | first | value }}{{ else }}unknown{{ end }}' % c.restartsWindow,
+            ],
           ),
           alert(
             'ClawdbotGatewayUnhealthy',
@@ -71,10 +100,10 @@
           alert(
             'ClawdbotGatewayProbeRejected',
             'warning',
-            'clawdbot_probe_failing{%s, reason=~"%s"} == 1' % [sel, regex(c.gatewayRejectedReasons)],
+            'max without (reason) (clawdbot_probe_failing{%s, reason=~"%s"} == 1)' % [sel, regex(c.gatewayRejectedReasons)],
             c.gatewayRejectedFor,
             "A Clawdbot gateway rejects the exporter's probe.",
-            '%s answers but the probe fails with reason {{ $labels.reason }}: the credentials, TLS or protocol of the exporter do not match the gateway.' % GW,
+            '%s answers but the probe fails with reason %s: the credentials, TLS or protocol of the exporter do not match the gateway, or (hello_timeout) the gateway throttles its logins after refused ones.' % [GW, currentReason],
           ),
           alert(
             'ClawdbotProbeSlow',
@@ -160,11 +189,7 @@
           alert(
             'ClawdbotGatewayRestarting',
             'warning',
-            |||
-              changes(clawdbot_process_start_time_seconds{%(sel)s}[%(window)s]) >= %(n)d
-              or
-              resets(clawdbot_gateway_uptime_seconds{%(sel)s}[%(window)s]) >= %(n)d
-            ||| % { sel: sel, window: c.restartsWindow, n: c.restartsThreshold },
+            'instance_gateway:clawdbot_restarts:changes%s{%s} >= %d' % [c.restartsWindow, sel, c.restartsThreshold],
             null,
             'A Clawdbot gateway restarts repeatedly.',
             '%s restarted {{ $value }} times in the last %s.' % [GW, c.restartsWindow],
@@ -209,7 +234,7 @@
           alert(
             'ClawdbotMultipleLiveLocks',
             'warning',
-            'clawdbot:lock_live:count{%s, gateway!=""} > 1' % sel,
+            'instance_gateway:clawdbot_lock_owner_alive:count{%s, gateway!=""} > 1' % sel,
             c.multipleLiveLocksFor,
             'Several live Clawdbot gateway locks exist for one config.',
             '{{ $value }} live locks for %s: more than one gateway process runs with its config.' % gw,
@@ -222,7 +247,7 @@
           alert(
             'ClawdbotMemoryNearLimit',
             'warning',
-            'clawdbot:process_resident_memory_bytes:cgroup_limit_ratio{%s} > %s' % [sel, c.memoryLimitRatioThreshold],
+            'instance_gateway:clawdbot_process_resident_memory_bytes_per_cgroup_limit:ratio{%s} > %s' % [sel, ratio(c.memoryLimitRatioThreshold)],
             c.memoryLimitFor,
             'A Clawdbot gateway uses most of its memory limit.',
             'The resident memory of %s is {{ $value | humanizePercentage }} of its cgroup memory limit.' % gw,
@@ -239,30 +264,66 @@
             'A Clawdbot gateway without a memory limit uses a lot of memory.',
             'The resident memory of %s is {{ $value | humanize1024 }}B and no cgroup memory limit is set.' % gw,
           ),
+          // The value is the predicted RSS as a share of the limit: the
+          // cgroup limit, else memoryRSSAbsoluteThresholdBytes.
           alert(
             'ClawdbotMemoryGrowing',
             'warning',
             |||
               (
-                predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(window)s], %(horizon)d)
-                > ignoring (kind)
-                clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"}
+                (
+                  predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(window)s], %(horizon)d)
+                  / ignoring (kind) clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"} > 1
+                  and
+                  predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(recent)s], %(horizon)d)
+                  / ignoring (kind) clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"} > 1
+                  and
+                  instance_gateway:clawdbot_process_resident_memory_bytes_per_cgroup_limit:ratio{%(sel)s} > %(minRatio)s
+                )
+                or
+                (
+                  predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(window)s], %(horizon)d) / %(bytes)d > 1
+                  and
+                  predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(recent)s], %(horizon)d) / %(bytes)d > 1
+                  and
+                  clawdbot_process_resident_memory_bytes{%(sel)s} / %(bytes)d > %(minRatio)s
+                  unless ignoring (kind)
+                  clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"}
+                )
               )
-              or
-              (
-                predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(window)s], %(horizon)d) > %(bytes)d
-                unless ignoring (kind)
-                clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"}
-              )
+              and
+              clawdbot_process_up{%(sel)s} == 1
             ||| % {
               sel: sel,
               window: c.memoryGrowthWindow,
+              recent: c.memoryGrowthRecentWindow,
               horizon: c.memoryGrowthHorizonHours * 3600,
               bytes: c.memoryRSSAbsoluteThresholdBytes,
+              minRatio: ratio(c.memoryGrowthMinRatio),
             },
             c.memoryGrowthFor,
             'A Clawdbot gateway is growing towards its memory limit.',
-            'At the rate of the last %s, the resident memory of %s reaches its limit within %d hours (predicted {{ $value | humanize1024 }}B).' % [c.memoryGrowthWindow, gw, c.memoryGrowthHorizonHours],
+            'At the trend of the last %s and of the last %s, the resident memory of %s reaches {{ $value | humanizePercentage }} of its limit (its cgroup memory limit, else %s) within %d hours.' % [c.memoryGrowthWindow, c.memoryGrowthRecentWindow, gw, humanBytes(c.memoryRSSAbsoluteThresholdBytes), c.memoryGrowthHorizonHours],
+          ),
+          alert(
+            'ClawdbotFileDescriptorsHigh',
+            'warning',
+            |||
+              clawdbot_process_open_fds{%(sel)s} / clawdbot_process_max_fds{%(sel)s} > %(ratio)s
+              and
+              clawdbot_process_open_fds{%(sel)s} / clawdbot_process_max_fds{%(sel)s} <= %(critical)s
+            ||| % { sel: sel, ratio: ratio(c.fdsWarningRatio), critical: ratio(c.fdsCriticalRatio) },
+            c.fdsFor,
+            'A Clawdbot gateway uses most of its file descriptors.',
+            '%s has {{ $value | humanizePercentage }} of its file descriptor limit open.' % GW,
+          ),
+          alert(
+            'ClawdbotFileDescriptorsExhausted',
+            'critical',
+            'clawdbot_process_open_fds{%(sel)s} / clawdbot_process_max_fds{%(sel)s} > %(ratio)s' % { sel: sel, ratio: ratio(c.fdsCriticalRatio) },
+            c.fdsFor,
+            'A Clawdbot gateway is about to run out of file descriptors.',
+            '%s has {{ $value | humanizePercentage }} of its file descriptor limit open: new connections and files will fail.' % GW,
           ),
         ],
       },
@@ -288,7 +349,13 @@
           alert(
             'ClawdbotSessionStoreGrowing',
             'info',
-            'deriv(clawdbot_session_store_transcript_bytes{%s}[%s]) * 86400 > %d' % [sel, c.sessionGrowthWindow, c.sessionGrowthBytesPerDayThreshold],
+            |||
+              instance_gateway_agent:clawdbot_session_store_transcript_bytes:deriv%(window)s{%(sel)s} * 86400 > %(threshold)d
+              and
+              deriv(clawdbot_session_store_transcript_bytes{%(sel)s}[%(recent)s]) * 86400 > %(threshold)d
+              and ignoring (agent)
+              clawdbot_up{%(sel)s} == 1
+            ||| % { sel: sel, window: c.sessionGrowthWindow, recent: c.sessionGrowthRecentWindow, threshold: c.sessionGrowthBytesPerDayThreshold },
             c.sessionGrowthFor,
             'Clawdbot session transcripts grow fast.',
             'The session transcripts of agent {{ $labels.agent }} of %s grow by {{ $value | humanize1024 }}B a day.' % gw,
@@ -343,21 +410,39 @@
       {
         name: 'clawdbot-exporter',
         rules: [
+          // Exactly one page per loss: ExporterAbsent when no target is up,
+          // ExporterDown for each target down while another one is up.
           alert(
             'ClawdbotExporterDown',
-            'warning',
-            'up{%s} == 0' % sel,
+            'critical',
+            |||
+              up{%(sel)s} == 0
+              unless on ()
+              absent(up{%(sel)s} == 1)
+            ||| % { sel: sel },
             c.exporterDownFor,
-            'Prometheus cannot scrape the Clawdbot exporter.',
-            'Prometheus cannot scrape the exporter {{ $labels.instance }} (job {{ $labels.job }}): its gateways are not monitored.',
+            'Prometheus cannot scrape a Clawdbot exporter.',
+            'Prometheus cannot scrape the exporter {{ $labels.instance }} (job {{ $labels.job }}): its gateways are not monitored, and their alerts resolved or cannot fire.',
           ),
           alert(
             'ClawdbotExporterAbsent',
-            'warning',
-            'absent(up{%s})' % sel,
+            'critical',
+            'absent(up{%s} == 1)' % sel,
             c.exporterAbsentFor,
-            'Prometheus has no Clawdbot exporter target.',
-            'No Prometheus target matches {%s}, so no gateway of job "{{ $labels.job }}" is monitored.' % sel,
+            'No Clawdbot exporter is up.',
+            'No Prometheus target matching {%s} is up (%s): no gateway is monitored, and no gateway alert can fire.' % [sel, '{{ with query `count(up{%s})` }}{{ . | first | value }} targets, none scraped successfully{{ else }}there is no such target{{ end }}' % sel],
+          ),
+          alert(
+            'ClawdbotExporterTargetsLost',
+            'critical',
+            |||
+              job:clawdbot_exporter_targets:count
+              < ignoring ()
+              max_over_time(job:clawdbot_exporter_targets:min_over_time%(settle)s[%(window)s])
+            ||| % { settle: c.exporterTargetsSettle, window: c.exporterTargetsWindow },
+            c.exporterTargetsLostFor,
+            'A Clawdbot exporter target disappeared.',
+            'Job {{ $labels.job }} has {{ $value }} exporter targets, fewer than in the last %s ({{ with printf `max_over_time(job:clawdbot_exporter_targets:min_over_time%s{job=%%q}[%s])` $labels.job | query }}{{ . | first | value }}{{ end }}): one left service discovery and its gateways are not monitored.' % [c.exporterTargetsWindow, c.exporterTargetsSettle, c.exporterTargetsWindow],
           ),
           alert(
             'ClawdbotExporterCollectorFailing',
@@ -378,11 +463,16 @@
           rules: [
             alert(
               'ClawdbotRemediationFailing',
-              'critical',
-              'increase(clawdbot_remediation_actions_total{%s, result=~"%s"}[%s]) > 0' % [c.remediationSelector, regex(c.remediationFailingResults), c.remediationFailingWindow],
+              'warning',
+              |||
+                instance_target:clawdbot_remediation_last_failure:timestamp{%(sel)s}
+                unless
+                instance_target:clawdbot_remediation_last_recovery:timestamp{%(sel)s}
+                > instance_target:clawdbot_remediation_last_failure:timestamp{%(sel)s}
+              ||| % { sel: c.remediationSelector },
               c.remediationFailingFor,
-              'Clawdbot remediation actions fail.',
-              'Remediation {{ $labels.action }} of target {{ $labels.target }} on {{ $labels.instance }} ended {{ $labels.result }} in the last %s: the gateway may still be down.' % c.remediationFailingWindow,
+              'Clawdbot remediation failed and left the gateway to a person.',
+              'The last remediation action of target {{ $labels.target }} on {{ $labels.instance }} failed ({{ $value | humanizeTimestamp }}: error or not_recovered), and since then no action recovered the gateway and its alert did not resolve. Bring the gateway back by hand and fix what the action lacks (runbook); this alert resolves when the alert of the gateway resolves or an action recovers it.',
             ),
             alert(
               'ClawdbotRemediationBreakerOpen',

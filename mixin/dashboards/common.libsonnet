@@ -5,16 +5,20 @@ local d = import '../lib/dashboard.libsonnet';
   new(cfg):: {
     local nonEmpty(xs) = std.join(', ', std.filter(function(s) s != '', xs)),
 
-    // Series of the exporter, filtered by the dashboard's variables.
-    sel: nonEmpty([cfg.clawdbotExporterSelector, 'job=~"$job"', 'instance=~"$instance"', 'gateway=~"$gateway"']),
+    // Series of the exporter, filtered by the dashboard's variables. The
+    // selector (clawdbotExporterSelector) is applied once, in the Job
+    // variable, as node-mixin does: the panels filter by $job only, so the
+    // Job variable lists every job the selector matches.
+    sel: 'job=~"$job", instance=~"$instance", gateway=~"$gateway"',
     // The same for the exporter's own series, which have no gateway label.
-    exporterSel: nonEmpty([cfg.clawdbotExporterSelector, 'job=~"$job"', 'instance=~"$instance"']),
+    exporterSel: 'job=~"$job", instance=~"$instance"',
 
     variables: [
       d.datasourceVariable,
       d.queryVariable('job', 'Job', 'clawdbot_up{%s}' % cfg.clawdbotExporterSelector),
-      d.queryVariable('instance', 'Instance', 'clawdbot_up{%s}' % nonEmpty([cfg.clawdbotExporterSelector, 'job=~"$job"'])),
-      d.queryVariable('gateway', 'Gateway', 'clawdbot_up{%s}' % nonEmpty([cfg.clawdbotExporterSelector, 'job=~"$job"', 'instance=~"$instance"'])),
+      d.queryVariable('instance', 'Instance', 'clawdbot_up{job=~"$job"}'),
+      // The exporter's own series have no gateway label: .* matches them.
+      d.queryVariable('gateway', 'Gateway', 'clawdbot_up{job=~"$job", instance=~"$instance"}', allValue='.*'),
     ],
 
     // A restart of a gateway process, as an annotation on every panel.

@@ -74,7 +74,7 @@ local common = import 'common.libsonnet';
         + d.overrideName('Volatile', colored { mappings: d.mappingsProperty({ '0': ['no', 'green'], '1': ['yes', 'orange'] }) })
         + d.overrideName('Network filesystem', colored { mappings: d.mappingsProperty(noYesBad) }),
         d.timeseries('Live locks per gateway', 'Locks whose owner is alive, per gateway. More than one means two gateway processes run for one config. The dashed line marks one.', 'none', [
-          d.target(q('count by (job, instance, gateway) (clawdbot_lock_owner_state{%(s)s, state="alive"} == 1)'), '{{gateway}} on {{instance}}'),
+          d.target(q('instance_gateway:clawdbot_lock_owner_alive:count{%(s)s}'), '{{gateway}} on {{instance}}'),
         ]) + d.thresholds([['green', null], ['red', 2]]) + thresholdLine,
         d.timeseries('Lock owner PID', "The pid each lock names, in the gateway's PID namespace (clawdbot_lock_owner_pid). It changes when the gateway restarts.", 'none', [
           d.target(q('clawdbot_lock_owner_pid{%(s)s}'), '{{gateway}}: {{path}}'),

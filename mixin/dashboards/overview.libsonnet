@@ -8,7 +8,7 @@ local common = import 'common.libsonnet';
   new(cfg)::
     local c = common.new(cfg);
     local s = c.sel;
-    local q(expr) = expr % { s: s };
+    local q(expr) = expr % { s: s, e: c.exporterSel };
 
     // Thresholds shared with the alerts, when config.libsonnet has them.
     local cfgGet(k, default) = std.get(cfg, k, default);
@@ -23,7 +23,9 @@ local common = import 'common.libsonnet';
     local sessionGrowthPerDay = cfgGet('sessionGrowthBytesPerDayThreshold', 100 * 1024 * 1024);
     local remediationEnabled = cfgGet('remediationPanelsEnabled', true);
     // The remediation webhook's series (they have a target, no gateway label).
-    local r = std.join(', ', std.filter(function(x) x != '', [cfgGet('remediationSelector', cfg.clawdbotExporterSelector), 'job=~"$job"', 'instance=~"$instance"']));
+    // Like every query, filtered by the variables only (the selector is in
+    // the Job variable).
+    local r = c.exporterSel;
 
     local upDown = { '0': ['DOWN', 'red'], '1': ['UP', 'green'] };
     local noYes = { '0': ['no', 'red'], '1': ['yes', 'green'] };
@@ -56,20 +58,22 @@ local common = import 'common.libsonnet';
     // Restarts: the process start time changes (a local gateway whose process
     // the exporter finds), else the uptime the gateway reports drops.
     local restarts(window) = q('changes(clawdbot_process_start_time_seconds{%(s)s}[' + window + '])\n  or resets(clawdbot_gateway_uptime_seconds{%(s)s}[' + window + '])');
+    // The recording rules (rules/rules.libsonnet) the alerts use too.
+    local restartsRecorded = q('instance_gateway:clawdbot_restarts:changes%s{%%(s)s}' % restartsWindow);
 
     local lockState = c.lockState;
     local lockStateMappings = c.lockStateMappings;
 
-    local rssRatio = q('clawdbot_process_resident_memory_bytes{%(s)s}\n  / on(job, instance, gateway)\nclawdbot_process_memory_limit_bytes{%(s)s, kind="cgroup"}');
+    local rssRatio = q('instance_gateway:clawdbot_process_resident_memory_bytes_per_cgroup_limit:ratio{%(s)s}');
 
     local rows = [
       d.row('Summary', [
         d.stat('Gateways up', 'Gateways whose last probe completed the WebSocket handshake and whose health RPC answered ok:true (clawdbot_up).', 'none', [
           d.target(q('sum(clawdbot_up{%(s)s})')),
         ], w=4),
-        d.stat('Gateways down', 'Gateways whose last probe failed (clawdbot_up 0, including gateways still starting). The Gateway status table says why.', 'none', [
-          d.target(q('count(clawdbot_up{%(s)s} == 0) or vector(0)')),
-        ], w=4) + d.thresholds([['green', null], ['red', 1]]),
+        d.stat('Gateways down', 'Gateways whose last probe failed (clawdbot_up 0, including gateways still starting); "no exporter up" when Prometheus scrapes no exporter of the selected jobs, so nothing is known (not 0). The Gateway status table says why.', 'none', [
+          d.target(q('(count(clawdbot_up{%(s)s} == 0) or vector(0))\n  unless on () absent(up{%(e)s} == 1)\nor on ()\nabsent(up{%(e)s} == 1) * -1')),
+        ], w=4) + d.thresholds([['green', null], ['red', 1]]) + d.mappings({ '-1': ['no exporter up', 'red'] }),
         d.stat('Stale locks', 'Gateway locks whose owner is dead or whose pid was reused (clawdbot_lock_stale). A stale lock can keep a gateway from starting; clawdbot_exporter locks --remove-stale removes it.', 'none', [
           d.target(q('sum(clawdbot_lock_stale{%(s)s}) or vector(0)')),
         ], w=4) + d.thresholds([['green', null], ['red', 1]]),
@@ -105,9 +109,12 @@ local common = import 'common.libsonnet';
         d.stateTimeline('Probe result', 'The result of each probe over time, one row per gateway: up, or the reason it failed (clawdbot_probe_failing). starting means the gateway is booting; tls, upgrade, auth and protocol mean the exporter and the gateway disagree, which a restart does not fix.', 'none', [
           d.target(probeResult, '{{gateway}} on {{instance}}'),
         ], w=12, h=8) + d.mappings(probeResultMappings),
-        d.timeseries('Failed probes by reason', 'Failed probes per interval, by gateway and reason (increase of clawdbot_probe_failures_total).', 'none', [
-          d.target(q('sum by (job, instance, gateway, reason) (increase(clawdbot_probe_failures_total{%(s)s}[$__rate_interval]))'), '{{gateway}}: {{reason}}'),
+        d.timeseries('Failed probes by reason', 'Failed probes per second, by gateway and reason (rate of clawdbot_probe_failures_total). One probe per scrape: at a 15 s scrape interval, a gateway that fails every probe shows 0.067/s.', 'ops', [
+          d.target(q('sum by (job, instance, gateway, reason) (rate(clawdbot_probe_failures_total{%(s)s}[$__rate_interval]))'), '{{gateway}}: {{reason}}'),
         ], bars=true, stack=true),
+        d.stateTimeline('Exporter scrape', 'Whether Prometheus scrapes each exporter (up): while it cannot, nothing about its gateways is known and no gateway alert can fire (ClawdbotExporterDown, ClawdbotExporterAbsent).', 'none', [
+          d.target(q('up{%(e)s}'), '{{instance}}'),
+        ]) + d.mappings({ '0': ['DOWN', 'red'], '1': ['UP', 'green'] }),
         d.stateTimeline('Health and readiness', "The health payload's ok flag (clawdbot_health_ok) and, for openclaw, whether GET /readyz answered ready (clawdbot_http_ready).", 'none', [
           d.target(q('clawdbot_health_ok{%(s)s}'), '{{gateway}} health'),
           d.target(q('clawdbot_http_ready{%(s)s}'), '{{gateway}} /readyz'),
@@ -119,7 +126,7 @@ local common = import 'common.libsonnet';
           d.target(q('clawdbot_probe_duration_seconds{%(s)s}'), '{{gateway}} {{phase}}'),
         ]) + d.thresholds([['green', null], ['red', probeSlowSeconds]]) + thresholdLine,
         d.timeseries('Total probe duration', 'Time the whole probe took, the sum of its phases, per gateway.', 's', [
-          d.target(q('sum by (job, instance, gateway) (clawdbot_probe_duration_seconds{%(s)s})'), '{{gateway}} on {{instance}}'),
+          d.target(q('instance_gateway:clawdbot_probe_duration_seconds:sum{%(s)s}'), '{{gateway}} on {{instance}}'),
         ]),
       ]),
 
@@ -128,7 +135,7 @@ local common = import 'common.libsonnet';
           d.target(q('clawdbot_gateway_uptime_seconds{%(s)s}'), '{{gateway}} on {{instance}}'),
         ]),
         d.timeseries('Restarts in the last %s' % restartsWindow, 'Restarts within a sliding window of %s: changes of clawdbot_process_start_time_seconds, else resets of the reported uptime. The dashed line is the threshold of the restart alert.' % restartsWindow, 'none', [
-          d.target(restarts(restartsWindow), '{{gateway}} on {{instance}}'),
+          d.target(restartsRecorded, '{{gateway}} on {{instance}}'),
         ]) + d.thresholds([['green', null], ['red', restartsThreshold]]) + thresholdLine,
       ]),
 
@@ -150,8 +157,8 @@ local common = import 'common.libsonnet';
         d.timeseries('RSS against the cgroup limit', 'Resident memory as a share of the cgroup memory limit. The dashed line is the threshold of the memory alert. Empty when the exporter knows no cgroup limit: the v8_heap limit (--max-old-space-size) caps only the V8 heap, not RSS.', 'percentunit', [
           d.target(rssRatio, '{{gateway}} on {{instance}}'),
         ], min=0) + d.thresholds([['green', null], ['red', memoryRatio]]) + thresholdLine,
-        d.timeseries('RSS growth per hour', 'How fast resident memory grows: the slope of RSS over %s (deriv), in bytes per hour. A gateway that keeps growing leaks, for example through unbounded session history.' % growthWindow, 'bytes', [
-          d.target(q('deriv(clawdbot_process_resident_memory_bytes{%(s)s}[' + growthWindow + ']) * 3600'), '{{gateway}} on {{instance}}'),
+        d.timeseries('RSS growth rate', 'How fast resident memory grows: the slope of RSS over %s (deriv), in bytes per second (1 MiB an hour is 291 B/s). A gateway that keeps growing leaks, for example through unbounded session history.' % growthWindow, 'binBps', [
+          d.target(q('instance_gateway:clawdbot_process_resident_memory_bytes:deriv%s{%%(s)s}' % growthWindow), '{{gateway}} on {{instance}}'),
         ]),
         d.timeseries('Anonymous and file-backed memory', 'Resident memory split into anonymous memory (heap and other allocations) and file-backed memory (mapped files and libraries).', 'bytes', [
           d.target(q('clawdbot_process_resident_memory_anon_bytes{%(s)s}'), '{{gateway}} anon'),
@@ -193,9 +200,9 @@ local common = import 'common.libsonnet';
           d.target(q('clawdbot_session_store_transcript_bytes{%(s)s}'), '{{gateway}}/{{agent}} total'),
           d.target(q('clawdbot_session_store_largest_transcript_bytes{%(s)s}'), '{{gateway}}/{{agent}} largest'),
         ]),
-        d.timeseries('Transcript growth per day', 'How fast the transcripts grow: the slope of their total size over %s, in bytes per day. The dashed line is the threshold of the session growth alert.' % sessionGrowthWindow, 'bytes', [
-          d.target(q('deriv(clawdbot_session_store_transcript_bytes{%(s)s}[' + sessionGrowthWindow + ']) * 86400'), '{{gateway}}/{{agent}}'),
-        ]) + d.thresholds([['green', null], ['red', sessionGrowthPerDay]]) + thresholdLine,
+        d.timeseries('Transcript growth rate', 'How fast the transcripts grow: the slope of their total size over %s, in bytes per second. The dashed line is the threshold of the session growth alert (%d MiB a day).' % [sessionGrowthWindow, sessionGrowthPerDay / 1048576], 'binBps', [
+          d.target(q('instance_gateway_agent:clawdbot_session_store_transcript_bytes:deriv%s{%%(s)s}' % sessionGrowthWindow), '{{gateway}}/{{agent}}'),
+        ]) + d.thresholds([['green', null], ['red', sessionGrowthPerDay / 86400]]) + thresholdLine,
         d.timeseries('Longest session history', "Lines in each agent's largest session transcript: the length of its history (clawdbot_session_store_largest_transcript_lines). The dashed line is the threshold of the large-session alert.", 'none', [
           d.target(q('clawdbot_session_store_largest_transcript_lines{%(s)s}'), '{{gateway}}/{{agent}}'),
         ]) + d.thresholds([['green', null], ['red', historyLines]]) + thresholdLine,
@@ -208,23 +215,25 @@ local common = import 'common.libsonnet';
       ]),
     ] + (if remediationEnabled then [
            d.row('Remediation', [
-             d.timeseries('Remediation actions', 'Actions the remediation webhook took per interval, by target, action and result (clawdbot_remediation_actions_total).', 'none', [
-               d.target('sum by (target, action, result) (increase(clawdbot_remediation_actions_total{%s}[$__rate_interval]))' % r, '{{target}} {{action}} {{result}}'),
+             // Per exporter (job, instance) and target: two exporters may
+             // each have a target of the same name.
+             d.timeseries('Remediation actions', 'Actions the remediation webhook took per second, by exporter, target, action and result (rate of clawdbot_remediation_actions_total).', 'ops', [
+               d.target('sum by (job, instance, target, action, result) (rate(clawdbot_remediation_actions_total{%s}[$__rate_interval]))' % r, '{{instance}} {{target}} {{action}} {{result}}'),
              ], bars=true, stack=true),
-             d.timeseries('Remediation held back', 'Alerts the remediation webhook did not act on per interval, by target and reason: duplicate, cooldown, breaker, grace, resolved, unmatched, dry_run, busy (clawdbot_remediation_skipped_total).', 'none', [
-               d.target('sum by (target, reason) (increase(clawdbot_remediation_skipped_total{%s}[$__rate_interval]))' % r, '{{target}} {{reason}}'),
+             d.timeseries('Remediation held back', 'Alerts the remediation webhook did not act on per second, by exporter, target and reason: duplicate, cooldown, breaker, grace, resolved, unmatched, dry_run, busy (rate of clawdbot_remediation_skipped_total).', 'ops', [
+               d.target('sum by (job, instance, target, reason) (rate(clawdbot_remediation_skipped_total{%s}[$__rate_interval]))' % r, '{{instance}} {{target}} {{reason}}'),
              ], bars=true, stack=true),
              d.stateTimeline('Circuit breaker', 'Whether the circuit breaker of each remediation target is open (clawdbot_remediation_breaker_open): after too many restarts the webhook stops acting and leaves the gateway to a person.', 'none', [
-               d.target('clawdbot_remediation_breaker_open{%s}' % r, '{{target}}'),
+               d.target('clawdbot_remediation_breaker_open{%s}' % r, '{{instance}} {{target}}'),
              ]) + d.mappings({ '0': ['closed', 'green'], '1': ['open', 'red'] }),
-             d.stat('Last remediation action', 'When the remediation webhook last acted on each target (clawdbot_remediation_last_action_timestamp_seconds).', 'dateTimeFromNow', [
-               d.target('max by (target) (clawdbot_remediation_last_action_timestamp_seconds{%s}) * 1000' % r, '{{target}}'),
+             d.stat('Last remediation action', 'When the remediation webhook last acted on each target, per exporter (clawdbot_remediation_last_action_timestamp_seconds).', 'dateTimeFromNow', [
+               d.target('max by (job, instance, target) (clawdbot_remediation_last_action_timestamp_seconds{%s}) * 1000' % r, '{{instance}} {{target}}'),
              ], w=12, h=8) + d.thresholds([['blue', null]]),
-             d.timeseries('Time to recovery', 'How long after the start of an action the probe saw the gateway up again, 90th percentile over the last day, per target (clawdbot_remediation_recovery_seconds).', 's', [
-               d.target('histogram_quantile(0.9, sum by (target, le) (increase(clawdbot_remediation_recovery_seconds_bucket{%s}[1d])))' % r, '{{target}}'),
+             d.timeseries('Time to recovery', 'How long after the start of an action the probe saw the gateway up again, 90th percentile over the last day, per exporter and target (clawdbot_remediation_recovery_seconds).', 's', [
+               d.target('histogram_quantile(0.9, sum by (job, instance, target, le) (increase(clawdbot_remediation_recovery_seconds_bucket{%s}[1d])))' % r, '{{instance}} {{target}}'),
              ]),
-             d.timeseries('Remediation action duration', 'How long actions took, 90th percentile over the last day, by target and action (clawdbot_remediation_action_duration_seconds).', 's', [
-               d.target('histogram_quantile(0.9, sum by (target, action, le) (increase(clawdbot_remediation_action_duration_seconds_bucket{%s}[1d])))' % r, '{{target}} {{action}}'),
+             d.timeseries('Remediation action duration', 'How long actions took, 90th percentile over the last day, by exporter, target and action (clawdbot_remediation_action_duration_seconds).', 's', [
+               d.target('histogram_quantile(0.9, sum by (job, instance, target, action, le) (increase(clawdbot_remediation_action_duration_seconds_bucket{%s}[1d])))' % r, '{{instance}} {{target}} {{action}}'),
              ]),
            ]),
          ] else []);

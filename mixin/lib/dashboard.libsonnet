@@ -249,9 +249,11 @@
     regex: '',
     skipUrlSync: false,
   },
-  // A multi-value variable from label_values(selector, label); "All" is the
-  // regex .* so that it also matches series without the label.
-  queryVariable(name, label, selector):: {
+  // A multi-value variable from label_values(selector, label). "All" is the
+  // regex allValue: .+ (every value) for labels every series has, as
+  // dashboard-linter wants for job and instance; .* for a label some series
+  // lack, so that "All" matches them too.
+  queryVariable(name, label, selector, allValue='.+'):: {
     name: name,
     label: label,
     type: 'query',
@@ -262,7 +264,7 @@
     current: { selected: true, text: ['All'], value: ['$__all'] },
     hide: 0,
     includeAll: true,
-    allValue: '.*',
+    allValue: allValue,
     multi: true,
     options: [],
     refresh: 2,
@@ -306,7 +308,9 @@
     title: title,
     description: description,
     tags: tags,
-    editable: true,
+    // Provisioned from files: an edit in Grafana would be lost on the next
+    // provisioning (and dashboard-linter wants it so).
+    editable: false,
     graphTooltip: 1,
     fiscalYearStartMonth: 0,
     liveNow: false,

@@ -1,24 +1,33 @@
-// Package remediate turns Alertmanager webhooks into safe gateway restarts:
-// authenticated, deduplicated, rate-limited, verified.
-package remediate
+package config
+
+// The remediation section: which gateway is restarted how, and the safety
+// limits around it. remediate acts on what this validates.
 
 import (
 	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"syscall"
 	"time"
 )
 
-// Config is the remediation section of the exporter's config file.
-type Config struct {
-	// WebhookPath is where Alertmanager posts (default /alertmanager/webhook).
-	WebhookPath string   `yaml:"webhook_path"`
-	Targets     []Target `yaml:"targets"`
+// Signals are the signals a signal action may send, by name.
+var Signals = map[string]syscall.Signal{
+	"SIGTERM": syscall.SIGTERM, "SIGKILL": syscall.SIGKILL, "SIGINT": syscall.SIGINT, "SIGHUP": syscall.SIGHUP,
+	"SIGQUIT": syscall.SIGQUIT, "SIGUSR1": syscall.SIGUSR1, "SIGUSR2": syscall.SIGUSR2,
 }
 
-// Target binds one gateway to one action, for the alerts its matchers select.
-type Target struct {
+// Remediation is the remediation section of the exporter's config file.
+type Remediation struct {
+	// WebhookPath is where Alertmanager posts (default /alertmanager/webhook).
+	WebhookPath string              `yaml:"webhook_path"`
+	Targets     []RemediationTarget `yaml:"targets"`
+}
+
+// RemediationTarget binds one gateway to one action, for the alerts its
+// matchers select.
+type RemediationTarget struct {
 	Name    string `yaml:"name"`
 	Gateway string `yaml:"gateway"`
 	// Matchers select alerts by exact label values. The target's gateway
@@ -122,7 +131,7 @@ var (
 
 // Validate fills defaults and checks the section; gateways are the names
 // the probe knows.
-func (c *Config) Validate(gateways []string) error {
+func (c *Remediation) Validate(gateways []string) error {
 	if c.WebhookPath == "" {
 		c.WebhookPath = DefaultWebhookPath
 	}
@@ -170,7 +179,7 @@ func (c *Config) Validate(gateways []string) error {
 		if t.Breaker.MaxActions < 0 {
 			return fmt.Errorf("%s: breaker.max_actions must be positive", where)
 		}
-		if err := t.Action.validate(); err != nil {
+		if err := t.Action.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 	}
@@ -185,7 +194,8 @@ func setDefault(d *Duration, v time.Duration) {
 	}
 }
 
-func (a *ActionSpec) validate() error {
+// Validate checks one action and fills its defaults.
+func (a *ActionSpec) Validate() error {
 	set := 0
 	for _, p := range []bool{a.Exec != nil, a.Signal != nil, a.Docker != nil, a.Systemd != nil} {
 		if p {
@@ -211,7 +221,7 @@ func (a *ActionSpec) validate() error {
 		if a.Signal.Signal == "" {
 			a.Signal.Signal = "SIGTERM"
 		}
-		if _, ok := signals[a.Signal.Signal]; !ok {
+		if _, ok := Signals[a.Signal.Signal]; !ok {
 			return fmt.Errorf("action signal: unsupported signal %q", a.Signal.Signal)
 		}
 		setDefault(&a.Signal.KillAfter, 10*time.Second)
