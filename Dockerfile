@@ -17,7 +17,11 @@ USER 65534:65534
 
 EXPOSE 9789
 
-# The exporter's own liveness (GET http://127.0.0.1:9789/-/healthy), not the gateway's: `probe` checks the gateway.
+# The exporter's own liveness (GET /-/healthy), not the gateway's: `probe` checks the gateway. `healthcheck`
+# reads the address from the serving exporter's command line in /proc (PID 1, or the exporter of this
+# container when the PID namespace is shared), so `docker run IMAGE --web.listen-address=...` stays healthy;
+# https when --web.config.file enables TLS. Only --web.systemd-socket and vsock-only need an explicit
+# `healthcheck --web.listen-address=...` (docker run --health-cmd, compose healthcheck.test).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/bin/clawdbot_exporter", "healthcheck"]
 

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 )
 
 // lockJSON is one line of `locks --json`.
@@ -37,8 +38,8 @@ func listLocks(targets []gateway.Target, procPath string, extraDirs []string, as
 		fmt.Fprintf(stderr, "procfs at %s: %v\n", procPath, err)
 		return 1
 	}
-	dirs := gateway.AllLockDirs(targets, extraDirs)
-	locks := gateway.ScanLocks(fs, dirs, targets)
+	dirs := lockfile.AllDirs(targets, extraDirs)
+	locks := lockfile.Scan(fs, dirs, targets)
 	now := time.Now()
 	code := 0
 	rows := make([]lockJSON, 0, len(locks))
@@ -50,12 +51,12 @@ func listLocks(targets []gateway.Target, procPath string, extraDirs []string, as
 		if removeStale {
 			switch {
 			case l.State.Stale():
-				if _, err := gateway.RemoveStale(fs, l.Path); err != nil {
+				if _, err := lockfile.RemoveStale(fs, l.Path); err != nil {
 					r.Action, r.Error, code = "kept", err.Error(), 1
 				} else {
 					r.Action = "removed"
 				}
-			case l.State == gateway.OwnerAlive:
+			case l.State == lockfile.OwnerAlive:
 				r.Action = "kept"
 			default:
 				r.Action, r.Error, code = "kept", "cannot decide: "+l.Why, 1
@@ -103,7 +104,7 @@ func listLocks(targets []gateway.Target, procPath string, extraDirs []string, as
 		switch {
 		case r.Error != "":
 			fmt.Fprintf(stderr, "%s: %s\n", r.Path, r.Error)
-		case r.State == string(gateway.OwnerUnknown):
+		case r.State == string(lockfile.OwnerUnknown):
 			fmt.Fprintf(stderr, "%s: state unknown: %s\n", r.Path, r.Why)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 )
 
 // probeResult is the --json output of the probe subcommand.
@@ -33,7 +34,7 @@ type probeResult struct {
 func probeOnce(targets []gateway.Target, timeout time.Duration, asJSON bool, out io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	prober := &gateway.Prober{ClientVersion: version.Version}
+	prober := &prober.Prober{ClientVersion: version.Version}
 	results := make([]probeResult, len(targets))
 	done := make(chan int, len(targets))
 	for i, t := range targets {
@@ -62,12 +63,12 @@ func probeOnce(targets []gateway.Target, timeout time.Duration, asJSON bool, out
 	return code
 }
 
-func summarize(t gateway.Target, res *gateway.Result, err error, d time.Duration) probeResult {
+func summarize(t gateway.Target, res *prober.Result, err error, d time.Duration) probeResult {
 	r := probeResult{Gateway: t.Name, URL: t.URL, Up: err == nil, Duration: d.Seconds(), PhaseTime: map[string]float64{}}
-	for _, p := range gateway.Phases() {
+	for _, p := range prober.Phases() {
 		r.PhaseTime[p.String()] = res.Duration(p).Seconds()
 	}
-	var pe *gateway.ProbeError
+	var pe *prober.ProbeError
 	if errors.As(err, &pe) {
 		r.Reason, r.Phase, r.Error = string(pe.Reason), pe.Phase.String(), pe.Err.Error()
 	} else if err != nil {

@@ -65,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	serveCmd := app.Command("serve", "Serve metrics (the default).").Default()
 	probeCmd := app.Command("probe", "Probe the gateway once, print the result, exit 0 when it is up and 1 when not: a Docker/Kubernetes health check.")
 	f.probeJSON = probeCmd.Flag("json", "Print the result as JSON.").Bool()
-	healthCmd := app.Command("healthcheck", "Check that the exporter answers GET /-/healthy on its first --web.listen-address: the HEALTHCHECK of its container image, which has no curl.")
+	healthCmd := app.Command("healthcheck", "Check that the exporter answers GET /-/healthy on the address the serving exporter listens on (its --web.listen-address, read from /proc; an explicit --web.listen-address wins): the HEALTHCHECK of its container image, which has no curl.")
 	pauseCmd := app.Command("pause", "Hold a PID namespace that a gateway container and the exporter join (Docker pid: \"service:…\"), so a gateway restart does not take the exporter with it; reaps orphans, exits on SIGTERM.")
 	locksCmd := app.Command("locks", "List every gateway lock file with its owner's state, age and filesystem: the stability guide's manual stale-lock check in one command.")
 	f.locksJSON = locksCmd.Flag("json", "Print the locks as JSON.").Bool()
@@ -91,6 +91,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.sysfs = app.Flag("path.sysfs", "sysfs mountpoint.").Default("/sys").String()
 	f.lockDirs = app.Flag("lock.dir", "Extra directory to search for gateway.*.lock files, e.g. a gateway container's /tmp/clawdbot-1000 mounted into the exporter's (repeatable).").Strings()
 	f.web = kingpinflag.AddFlags(app, ":9789")
+	listenSet := false
+	app.GetFlag("web.listen-address").Action(func(*kingpin.ParseContext) error { listenSet = true; return nil })
 	f.collectors = collector.AddFlags(app)
 	flag.AddFlags(app, f.log)
 	app.Version(version.Print(exporterName))
@@ -107,6 +109,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.log.Writer = stderr
 	logger := promslog.New(f.log)
 
+	// These two need no configuration: a health check must not fail on a
+	// gateway's files.
+	switch cmd {
+	case pauseCmd.FullCommand():
+		return pause(stdout)
+	case healthCmd.FullCommand():
+		return healthcheckWith(healthOptions{Addr: (*f.web.WebListenAddresses)[0], Explicit: listenSet}, stdout)
+	}
 	src := sources(f)
 	if *f.configCheck {
 		snap, err := config.Check(src)
@@ -136,10 +146,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case probeCmd.FullCommand():
 		return probeOnce(targets, *f.probeTimeout, *f.probeJSON, stdout)
-	case pauseCmd.FullCommand():
-		return pause(stdout)
-	case healthCmd.FullCommand():
-		return healthcheck((*f.web.WebListenAddresses)[0], stdout)
 	case locksCmd.FullCommand():
 		return listLocks(targets, *f.procfs, *f.lockDirs, *f.locksJSON, *f.removeStale, stdout, stderr)
 	}

@@ -186,7 +186,7 @@ func TestHealthcheckCommand(t *testing.T) {
 	go runCLI("--web.listen-address", addr, "--gateway.url", srv.URL())
 	for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		code, out, _ := runCLI("healthcheck", "--web.listen-address", addr)
-		if code == 0 && strings.TrimSpace(out) == "healthy" {
+		if code == 0 && strings.HasPrefix(out, "healthy: http://"+addr+"/-/healthy") {
 			return
 		}
 		if time.Now().After(end) {

@@ -21,6 +21,8 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/collector"
 	"github.com/clawdbot-exporter/clawdbot_exporter/config"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 	"github.com/clawdbot-exporter/clawdbot_exporter/remediate"
 	"github.com/clawdbot-exporter/clawdbot_exporter/status"
 )
@@ -50,10 +52,10 @@ func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 		}
 		return out
 	}
-	probeLog := status.NewProbeLog(20)
+	probeLog := prober.NewHistory(20)
 	// One prober for scrapes and remediation: its auth backoff is per
 	// gateway, whoever probes.
-	prober := &gateway.Prober{ClientVersion: version.Version}
+	prober := &prober.Prober{ClientVersion: version.Version}
 	exp, err := collector.New(collector.Config{
 		Targets:       targets,
 		Prober:        prober,
@@ -96,11 +98,11 @@ func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		var locks func() []gateway.Lock
+		var locks func() []lockfile.Lock
 		if fs, err := procfs.NewFS(*f.procfs); err == nil {
-			locks = func() []gateway.Lock {
+			locks = func() []lockfile.Lock {
 				ts := targets()
-				return gateway.ScanLocks(fs, gateway.AllLockDirs(ts, *f.lockDirs), ts)
+				return lockfile.Scan(fs, lockfile.AllDirs(ts, *f.lockDirs), ts)
 			}
 		}
 		audit := func() []remediate.Decision {
@@ -122,7 +124,7 @@ func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 // setupRemediation builds the engine (with no targets when remediation is
 // off: a reload may add them) and serves its webhook at the path the start
 // configured.
-func setupRemediation(mux *http.ServeMux, f *flags, holder *config.Holder, targets func() []gateway.Target, prober *gateway.Prober, reg prometheus.Registerer, logger *slog.Logger) (*remediate.Engine, error) {
+func setupRemediation(mux *http.ServeMux, f *flags, holder *config.Holder, targets func() []gateway.Target, prober *prober.Prober, reg prometheus.Registerer, logger *slog.Logger) (*remediate.Engine, error) {
 	fs, err := procfs.NewFS(*f.procfs)
 	if err != nil {
 		return nil, err

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
-	"github.com/clawdbot-exporter/clawdbot_exporter/status"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 )
 
 const namespace = "clawdbot"
@@ -44,10 +44,10 @@ type Config struct {
 	// (--lock.dir), for a gateway whose TMPDIR the exporter cannot guess.
 	LockDirs []string
 	// ProbeLog, when set, keeps each probe for the status page.
-	ProbeLog *status.ProbeLog
+	ProbeLog *prober.History
 	// Prober probes the gateways. Share it with everything else that probes
 	// them (remediation's verification): its auth backoff is per target.
-	Prober *gateway.Prober
+	Prober *prober.Prober
 }
 
 func (cfg *Config) targets() func() []gateway.Target {
@@ -58,9 +58,9 @@ func (cfg *Config) targets() func() []gateway.Target {
 	return cfg.Targets
 }
 
-func (cfg *Config) prober() *gateway.Prober {
+func (cfg *Config) prober() *prober.Prober {
 	if cfg.Prober == nil {
-		cfg.Prober = &gateway.Prober{ClientVersion: cfg.ClientVersion}
+		cfg.Prober = &prober.Prober{ClientVersion: cfg.ClientVersion}
 	}
 	return cfg.Prober
 }

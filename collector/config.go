@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/configfile"
 )
 
 func init() {
@@ -45,7 +46,7 @@ var (
 
 type configCollector struct {
 	targets   func() []gateway.Target
-	inspector *gateway.Inspector
+	inspector *configfile.Inspector
 	logger    *slog.Logger
 
 	mu   sync.Mutex
@@ -55,7 +56,7 @@ type configCollector struct {
 func newConfigCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	return &configCollector{
 		targets:   cfg.targets(),
-		inspector: &gateway.Inspector{},
+		inspector: &configfile.Inspector{},
 		logger:    logger,
 		last:      map[string]string{},
 	}, nil
@@ -78,7 +79,7 @@ func (c *configCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 	return nil
 }
 
-func exportConfig(ch chan<- prometheus.Metric, name string, rep *gateway.ConfigReport, err error) {
+func exportConfig(ch chan<- prometheus.Metric, name string, rep *configfile.Report, err error) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- newMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
 	}
@@ -97,7 +98,7 @@ func exportConfig(ch chan<- prometheus.Metric, name string, rep *gateway.ConfigR
 	for _, k := range rep.UnknownKeys {
 		present[k] = true
 	}
-	for _, k := range gateway.KnownBadKeys() {
+	for _, k := range configfile.KnownBadKeys() {
 		gauge(configUnknownKeyDesc, boolValue(present[k.Key]), k.Key)
 	}
 }
@@ -105,7 +106,7 @@ func exportConfig(ch chan<- prometheus.Metric, name string, rep *gateway.ConfigR
 // record logs when a gateway's config becomes unreadable, recovers or its
 // findings change; not on every scrape. The errors name the file and the
 // position of a syntax error, never its content.
-func (c *configCollector) record(name, path string, rep *gateway.ConfigReport, err error) {
+func (c *configCollector) record(name, path string, rep *configfile.Report, err error) {
 	state := ""
 	if err != nil {
 		state = "error: " + err.Error()

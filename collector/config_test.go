@@ -35,7 +35,7 @@ func (s *syncBuffer) String() string {
 }
 
 func configFixture(name string) string {
-	return filepath.Join("..", "gateway", "testdata", "configcheck", name)
+	return filepath.Join("..", "gateway", "configfile", "testdata", name)
 }
 
 func TestConfigCollector(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/metrictest"
 )
 
@@ -73,7 +74,7 @@ func TestMetricNamesGolden(t *testing.T) {
 	}
 	lock := fmt.Sprintf(`{"pid":%d,"createdAt":%q,"configPath":%q,"startTime":%d}`,
 		child.Process.Pid, time.Now().UTC().Format(time.RFC3339Nano), cfg, stat.Starttime)
-	if err := os.WriteFile(filepath.Join(lockDir, gateway.LockName("clawdbot", cfg)), []byte(lock), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(lockDir, lockfile.Name("clawdbot", cfg)), []byte(lock), 0o644); err != nil {
 		t.Fatal(err)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 )
 
 // TestLockAndProcessCollectors: a real child process owns the gateway's
@@ -50,7 +51,7 @@ func TestLockAndProcessCollectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine := filepath.Join(lockDir, gateway.LockName("clawdbot", cfg))
+	mine := filepath.Join(lockDir, lockfile.Name("clawdbot", cfg))
 	created := time.Now().Add(-90 * time.Second).UTC().Format(time.RFC3339Nano)
 	write := func(path, content string) {
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -79,7 +80,7 @@ func TestLockAndProcessCollectors(t *testing.T) {
 		return v
 	}
 	for path, want := range map[string]string{mine: "alive", dead: "dead", garbage: "unknown"} {
-		for _, s := range gateway.OwnerStates() {
+		for _, s := range lockfile.OwnerStates() {
 			if got, exp := state(path, string(s)), boolValue(string(s) == want); got != exp {
 				t.Errorf("%s state %s = %v, want %v", filepath.Base(path), s, got, exp)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 )
 
 func init() {
@@ -91,14 +92,14 @@ func (c *lockCollector) Update(ctx context.Context, ch chan<- prometheus.Metric)
 		if l.PID > 0 {
 			g(lockPIDDesc, float64(l.PID))
 		}
-		for _, s := range gateway.OwnerStates() {
+		for _, s := range lockfile.OwnerStates() {
 			g(lockStateDesc, boolValue(l.State == s), string(s))
 		}
 		g(lockStaleDesc, boolValue(l.State.Stale()))
 		g(lockVolatileDesc, boolValue(l.FS.Volatile))
 		g(lockNetworkDesc, boolValue(l.FS.Network))
 		g(lockFSDesc, 1, l.FS.Type)
-		if l.State == gateway.OwnerUnknown {
+		if l.State == lockfile.OwnerUnknown {
 			c.logger.Debug("lock owner unknown", "path", l.Path, "why", l.Why)
 		}
 	}
@@ -122,7 +123,7 @@ func expectedLockPath(t gateway.Target) string {
 		}
 	}
 	if filepath.Base(t.ConfigPath) == "openclaw.json" || strings.Contains(t.StateDir, "openclaw") {
-		return filepath.Join(t.StateDir, "tmp", fmt.Sprintf("openclaw-%d", uid), gateway.LockName("openclaw", t.ConfigPath))
+		return filepath.Join(t.StateDir, "tmp", fmt.Sprintf("openclaw-%d", uid), lockfile.Name("openclaw", t.ConfigPath))
 	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("clawdbot-%d", uid), gateway.LockName("clawdbot", t.ConfigPath))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("clawdbot-%d", uid), lockfile.Name("clawdbot", t.ConfigPath))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 )
 
 // TestLockCollectorHostileNames: a lock file whose name is not UTF-8, or
@@ -85,7 +86,7 @@ func TestLockCollectorHostileNames(t *testing.T) {
 				want[labelValue(filepath.Join(dir, name))] = state
 			}
 			for path, state := range want {
-				for _, s := range gateway.OwnerStates() {
+				for _, s := range lockfile.OwnerStates() {
 					v, ok := res.value("clawdbot_lock_owner_state", map[string]string{"path": path, "state": string(s)})
 					if !ok || v != boolValue(string(s) == state) {
 						t.Errorf("lock_owner_state{path=%q,state=%s} = %v (present %v), want the state %s\n%s", path, s, v, ok, state, res.body)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/text"
 )
 
 // maxLabelValueLen bounds a label value, in bytes. Label values come from
@@ -25,7 +25,7 @@ func labelValue(s string) string {
 	if len(s) <= maxLabelValueLen && utf8.ValidString(s) {
 		return s
 	}
-	return gateway.TruncateUTF8(strings.ToValidUTF8(s, "\uFFFD"), maxLabelValueLen)
+	return text.TruncateUTF8(strings.ToValidUTF8(s, "\uFFFD"), maxLabelValueLen)
 }
 
 // newMetric is prometheus.MustNewConstMetric that never panics, the only way

@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
-	"github.com/clawdbot-exporter/clawdbot_exporter/status"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 )
 
 func init() {
@@ -81,13 +81,13 @@ func newDesc(name, help string, labels ...string) *prometheus.Desc {
 
 type probeCollector struct {
 	targets func() []gateway.Target
-	prober  *gateway.Prober
+	prober  *prober.Prober
 	logger  *slog.Logger
-	log     *status.ProbeLog
+	log     *prober.History
 
 	mu       sync.Mutex
-	failures map[string]map[gateway.Reason]float64
-	last     map[string]gateway.Reason // "" = up; for logging state changes
+	failures map[string]map[prober.Reason]float64
+	last     map[string]prober.Reason // "" = up; for logging state changes
 }
 
 func newProbeCollector(cfg Config, logger *slog.Logger) (Collector, error) {
@@ -100,8 +100,8 @@ func newProbeCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 		prober:   cfg.prober(),
 		logger:   logger,
 		log:      cfg.ProbeLog,
-		failures: map[string]map[gateway.Reason]float64{},
-		last:     map[string]gateway.Reason{},
+		failures: map[string]map[prober.Reason]float64{},
+		last:     map[string]prober.Reason{},
 	}
 	return c, nil
 }
@@ -120,31 +120,31 @@ func (c *probeCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 	return g.Wait()
 }
 
-func (c *probeCollector) export(ch chan<- prometheus.Metric, t gateway.Target, res *gateway.Result, err error) {
+func (c *probeCollector) export(ch chan<- prometheus.Metric, t gateway.Target, res *prober.Result, err error) {
 	name := t.Name
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- newMetric(d, prometheus.GaugeValue, v, append([]string{name}, labels...)...)
 	}
-	var reason gateway.Reason
-	var pe *gateway.ProbeError
+	var reason prober.Reason
+	var pe *prober.ProbeError
 	if errors.As(err, &pe) {
 		reason = pe.Reason
 	} else if err != nil {
-		reason = gateway.ReasonRPC
+		reason = prober.ReasonRPC
 	}
 	c.record(name, reason, err)
 
 	gauge(upDesc, boolValue(err == nil))
 	gauge(authBackoffDesc, c.prober.AuthBackoff(t).Seconds())
-	for _, p := range gateway.Phases() {
+	for _, p := range prober.Phases() {
 		gauge(phaseDesc, res.Duration(p).Seconds(), p.String())
 	}
 	c.mu.Lock()
-	for _, r := range gateway.Reasons() {
+	for _, r := range prober.Reasons() {
 		ch <- newMetric(failuresDesc, prometheus.CounterValue, c.failures[name][r], name, string(r))
 	}
 	c.mu.Unlock()
-	for _, r := range gateway.Reasons() {
+	for _, r := range prober.Reasons() {
 		gauge(failingDesc, boolValue(r == reason), string(r))
 	}
 
@@ -163,28 +163,28 @@ func (c *probeCollector) export(ch chan<- prometheus.Metric, t gateway.Target, r
 }
 
 // summarize turns a probe into the status page's record.
-func summarize(name string, begin time.Time, res *gateway.Result, err error) status.Probe {
-	p := status.Probe{Time: begin, Gateway: name, Up: err == nil, Duration: time.Since(begin), Product: res.Product(), Version: res.Version()}
-	var pe *gateway.ProbeError
+func summarize(name string, begin time.Time, res *prober.Result, err error) prober.Record {
+	p := prober.Record{Time: begin, Gateway: name, Up: err == nil, Duration: time.Since(begin), Product: res.Product(), Version: res.Version()}
+	var pe *prober.ProbeError
 	if errors.As(err, &pe) {
 		p.Reason, p.Phase, p.Error = string(pe.Reason), pe.Phase.String(), pe.Err.Error()
 	} else if err != nil {
 		p.Error = err.Error()
 	}
-	for _, ph := range gateway.Phases() {
-		p.Phases = append(p.Phases, status.PhaseTime{Name: ph.String(), Duration: res.Duration(ph)})
+	for _, ph := range prober.Phases() {
+		p.Phases = append(p.Phases, prober.PhaseTime{Name: ph.String(), Duration: res.Duration(ph)})
 	}
 	return p
 }
 
 // record counts a failure and logs when the gateway's state changes, not on
 // every scrape.
-func (c *probeCollector) record(name string, reason gateway.Reason, err error) {
+func (c *probeCollector) record(name string, reason prober.Reason, err error) {
 	c.mu.Lock()
 	prev, seen := c.last[name]
 	if !seen {
 		prev = "init"
-		c.failures[name] = map[gateway.Reason]float64{}
+		c.failures[name] = map[prober.Reason]float64{}
 	}
 	c.last[name] = reason
 	if reason != "" {
@@ -205,7 +205,7 @@ func (c *probeCollector) record(name string, reason gateway.Reason, err error) {
 
 type gaugeFunc func(d *prometheus.Desc, v float64, labels ...string)
 
-func exportHealth(gauge gaugeFunc, h *gateway.Health, now time.Time) {
+func exportHealth(gauge gaugeFunc, h *prober.Health, now time.Time) {
 	if h.OK != nil {
 		gauge(healthOKDesc, boolValue(*h.OK))
 	}
@@ -215,7 +215,7 @@ func exportHealth(gauge gaugeFunc, h *gateway.Health, now time.Time) {
 	for id, ch := range h.Channels {
 		accounts := ch.Accounts
 		if len(accounts) == 0 {
-			accounts = map[string]gateway.Account{ch.AccountID: ch.Account}
+			accounts = map[string]prober.Account{ch.AccountID: ch.Account}
 		}
 		for key, a := range accounts {
 			account := a.AccountID
@@ -263,13 +263,13 @@ func exportHealth(gauge gaugeFunc, h *gateway.Health, now time.Time) {
 		}
 	}
 	if p := h.Plugins; p != nil {
-		if n, ok := gateway.Count(p.Loaded); ok {
+		if n, ok := prober.Count(p.Loaded); ok {
 			gauge(pluginsLoadedDesc, n)
 		}
-		if n, ok := gateway.Count(p.Errors); ok {
+		if n, ok := prober.Count(p.Errors); ok {
 			gauge(pluginErrorsDesc, n)
 		}
-		if n, ok := gateway.Count(p.Unavailable); ok {
+		if n, ok := prober.Count(p.Unavailable); ok {
 			gauge(pluginsUnavailableDesc, n)
 		}
 	}
@@ -295,7 +295,7 @@ func exportHealth(gauge gaugeFunc, h *gateway.Health, now time.Time) {
 // lastActivityAge is the age of the most recent session. updatedAt is
 // absolute, so it stays right although the gateway caches health for 60 s;
 // age is the fallback.
-func lastActivityAge(recent []gateway.Session, now time.Time) (float64, bool) {
+func lastActivityAge(recent []prober.Session, now time.Time) (float64, bool) {
 	best, found := 0.0, false
 	for _, s := range recent {
 		var age float64

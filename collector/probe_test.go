@@ -13,6 +13,7 @@ import (
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
 )
 
 // closedPort returns a loopback address nobody listens on.
@@ -38,7 +39,7 @@ func TestProbeFaults(t *testing.T) {
 		name   string
 		opts   gt.Options
 		url    string // instead of a fake gateway
-		token  gateway.Secret
+		token  secret.Secret
 		reason string
 		phase  string // the phase whose duration must be non-zero
 	}{

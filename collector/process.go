@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/process"
 )
 
 func init() {
@@ -49,9 +51,9 @@ type processCollector struct {
 	targets func() []gateway.Target
 	extra   []string
 	logger  *slog.Logger
-	prober  *gateway.Prober
+	prober  *prober.Prober
 
-	finder gateway.ProcessFinder
+	finder process.Finder
 }
 
 func newProcessCollector(cfg Config, logger *slog.Logger) (Collector, error) {
@@ -114,10 +116,10 @@ func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 		if limits, err := p.Limits(); err == nil && limits.OpenFiles > 0 {
 			g(procMaxFDsDesc, float64(limits.OpenFiles))
 		}
-		if v, ok := gateway.CgroupMemoryLimit(p.Proc, c.sysfs); ok {
+		if v, ok := process.CgroupMemoryLimit(p.Proc, c.sysfs); ok {
 			g(procLimitDesc, float64(v), "cgroup")
 		}
-		if v, ok := gateway.HeapLimit(p.Proc); ok {
+		if v, ok := process.HeapLimit(p.Proc); ok {
 			g(procLimitDesc, float64(v), "v8_heap")
 		}
 	}

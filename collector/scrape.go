@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 )
 
 // scrapeState is what the collectors of one scrape share: the same
@@ -17,7 +18,7 @@ type scrapeState struct {
 	targets []gateway.Target
 
 	locksOnce sync.Once
-	locks     []gateway.Lock
+	locks     []lockfile.Lock
 }
 
 type scrapeKey struct{}
@@ -37,8 +38,8 @@ func scrapeTargets(ctx context.Context, own func() []gateway.Target) []gateway.T
 
 // scrapeLocks scans the lock directories of the scrape's targets once per
 // scrape.
-func scrapeLocks(ctx context.Context, fs procfs.FS, targets []gateway.Target, extra []string) []gateway.Lock {
-	scan := func() []gateway.Lock { return gateway.ScanLocks(fs, gateway.AllLockDirs(targets, extra), targets) }
+func scrapeLocks(ctx context.Context, fs procfs.FS, targets []gateway.Target, extra []string) []lockfile.Lock {
+	scan := func() []lockfile.Lock { return lockfile.Scan(fs, lockfile.AllDirs(targets, extra), targets) }
 	st, ok := ctx.Value(scrapeKey{}).(*scrapeState)
 	if !ok {
 		return scan()

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/sessionstore"
 )
 
 func init() {
@@ -32,7 +33,7 @@ var (
 
 type sessionsTarget struct {
 	name, stateDir string
-	scanner        *gateway.SessionScanner
+	scanner        *sessionstore.Scanner
 }
 
 // sessionsCollector reads clawdbot's session stores from each gateway's
@@ -44,11 +45,11 @@ type sessionsCollector struct {
 
 	mu sync.Mutex
 	// scanners keep what they read per state directory, across scrapes.
-	scanners map[string]*gateway.SessionScanner
+	scanners map[string]*sessionstore.Scanner
 }
 
 func newSessionsCollector(cfg Config, logger *slog.Logger) (Collector, error) {
-	return &sessionsCollector{logger: logger, targets: cfg.targets(), scanners: map[string]*gateway.SessionScanner{}}, nil
+	return &sessionsCollector{logger: logger, targets: cfg.targets(), scanners: map[string]*sessionstore.Scanner{}}, nil
 }
 
 // stores are the scrape's state directories, each with its scanner.
@@ -63,7 +64,7 @@ func (c *sessionsCollector) stores(ctx context.Context) []sessionsTarget {
 		key := t.Name + "\x00" + t.StateDir
 		s := c.scanners[key]
 		if s == nil {
-			s = gateway.NewSessionScanner()
+			s = sessionstore.NewScanner()
 			c.scanners[key] = s
 		}
 		out = append(out, sessionsTarget{name: t.Name, stateDir: t.StateDir, scanner: s})
@@ -101,7 +102,7 @@ func (c *sessionsCollector) Update(ctx context.Context, ch chan<- prometheus.Met
 	return errors.Join(append(errs, err)...)
 }
 
-func exportAgentSessions(ch chan<- prometheus.Metric, gw string, a gateway.AgentSessions) {
+func exportAgentSessions(ch chan<- prometheus.Metric, gw string, a sessionstore.AgentSessions) {
 	// Agent ids are directory names: newMetric makes them valid labels.
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- newMetric(d, prometheus.GaugeValue, v, gw, a.Agent)

@@ -17,7 +17,7 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 )
 
-const sessionsFixture = "../gateway/testdata/sessions/state"
+const sessionsFixture = "../gateway/sessionstore/testdata/state"
 
 func newCollectorsHandler(t *testing.T, targets []gateway.Target, collectors ...string) http.Handler {
 	t.Helper()

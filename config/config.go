@@ -15,6 +15,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
 )
 
 // maxSize bounds the file: it is a handful of gateways, not data.
@@ -65,11 +67,11 @@ type Snapshot struct {
 	Remediation Remediation
 	// WebhookToken is the bearer token Alertmanager must send; nil when
 	// none is configured. It is re-read when its file changes.
-	WebhookToken *gateway.SecretFile
+	WebhookToken *secret.File
 
 	file    File
 	sources Sources
-	watched []stamp
+	watched []fileio.Stamp
 }
 
 // Problem is one gateway whose files are not (yet) usable.
@@ -85,7 +87,7 @@ func (p Problem) String() string { return fmt.Sprintf("gateway %q: %v", p.Gatewa
 func Load(src Sources) (*Snapshot, error) {
 	var f File
 	if src.Path != "" {
-		b, err := gateway.ReadFileBounded(src.Path, maxSize)
+		b, err := fileio.ReadFileBounded(src.Path, maxSize)
 		if err != nil {
 			return nil, fmt.Errorf("config file: %w", err)
 		}
@@ -117,7 +119,7 @@ func Load(src Sources) (*Snapshot, error) {
 		return nil, err
 	}
 	if src.WebhookTokenFile != "" {
-		tok, err := gateway.NewSecretFile(src.WebhookTokenFile)
+		tok, err := secret.NewFile(src.WebhookTokenFile)
 		if err != nil {
 			return nil, fmt.Errorf("remediation token file: %w", err)
 		}
@@ -198,7 +200,7 @@ func (s *Snapshot) resolve() error {
 		}
 		s.Targets = append(s.Targets, t)
 		for _, p := range gateway.WatchPaths(st, env, s.sources.Home, useEnv) {
-			s.watched = append(s.watched, stampOf(p))
+			s.watched = append(s.watched, fileio.StampOf(p))
 		}
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
 )
 
 // checkExposure applies the gateway's own rule to the webhook: beyond
@@ -47,7 +47,7 @@ func webConfigAuthenticates(path string) (bool, error) {
 	if path == "" {
 		return false, nil
 	}
-	b, err := gateway.ReadFileBounded(path, 1<<20)
+	b, err := fileio.ReadFileBounded(path, 1<<20)
 	if err != nil {
 		return false, fmt.Errorf("web config: %w", err)
 	}

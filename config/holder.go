@@ -2,13 +2,13 @@ package config
 
 import (
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
 )
 
 // Holder keeps the running snapshot and swaps it whole on reload, as
@@ -109,7 +109,7 @@ func (h *Holder) Targets() *Snapshot {
 	s = h.cur.Load()
 	changed := false
 	for _, w := range s.watched {
-		if !w.same(stampOf(w.path)) {
+		if !w.Same(fileio.StampOf(w.Path)) {
 			changed = true
 			break
 		}
@@ -134,26 +134,3 @@ func (h *Holder) Targets() *Snapshot {
 	h.cur.Store(&next)
 	return &next
 }
-
-// stamp identifies one version of a path (or its absence).
-type stamp struct {
-	path   string
-	exists bool
-	ino    uint64
-	size   int64
-	mtime  int64
-}
-
-func stampOf(path string) stamp {
-	st, err := os.Stat(path)
-	if err != nil {
-		return stamp{path: path}
-	}
-	s := stamp{path: path, exists: true, size: st.Size(), mtime: st.ModTime().UnixNano()}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		s.ino = sys.Ino
-	}
-	return s
-}
-
-func (a stamp) same(b stamp) bool { return a == b }

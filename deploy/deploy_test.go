@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -1004,6 +1005,18 @@ func TestDockerignore(t *testing.T) {
 	}
 }
 
+// freeHostAddr is a loopback address nothing listens on, for a container
+// on the host network.
+func freeHostAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 func TestDockerImage(t *testing.T) {
 	docker := need(t, "docker")
 	env := []string{"DOCKER_BUILDKIT=0"}
@@ -1074,31 +1087,71 @@ func TestDockerImage(t *testing.T) {
 		t.Fatalf("docker run %s --version: %v\n%s", tag, err, out)
 	}
 
+	// The HEALTHCHECK checks the address the exporter listens on, read from
+	// its command line: the default, a non-default one on the host network,
+	// and one behind the compose stack's shared PID namespace.
 	t.Run("healthcheck", func(t *testing.T) {
 		help, _ := run(t, time.Minute, nil, exporterBinary(t), "--help")
 		if len(hc) < 3 || !regexp.MustCompile(`(?m)^\s+`+regexp.QuoteMeta(hc[2])+`\b`).MatchString(help) {
 			missing(t, "the image's HEALTHCHECK runs `clawdbot_exporter %s`, which this binary does not have yet", strings.Join(hc[2:], " "))
 		}
-		name := fmt.Sprintf("deploy-test-%d", os.Getpid())
-		out, err := run(t, time.Minute, env, docker, "run", "-d", "--name", name, "--network=none",
-			"--health-interval=1s", "--health-start-period=1s", tag)
-		if err != nil {
+		id := fmt.Sprintf("deploy-test-%d", os.Getpid())
+		holder := id + "-holder"
+		defer func() { _, _ = run(t, time.Minute, env, docker, "rm", "-f", holder) }()
+		if out, err := run(t, time.Minute, env, docker, "run", "-d", "--name", holder, "--network=none", tag, "pause"); err != nil {
 			t.Fatalf("docker run: %v\n%s", err, out)
 		}
-		defer func() { _, _ = run(t, time.Minute, env, docker, "rm", "-f", name) }()
-		deadline := time.Now().Add(45 * time.Second)
-		var status string
-		for time.Now().Before(deadline) {
-			out, _ := run(t, 10*time.Second, env, docker, "inspect", "--format", "{{.State.Health.Status}}", name)
-			if status = strings.TrimSpace(out); status == "healthy" || status == "unhealthy" {
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		if status != "healthy" {
-			logs, _ := run(t, 10*time.Second, env, docker, "logs", name)
-			health, _ := run(t, 10*time.Second, env, docker, "inspect", "--format", "{{json .State.Health}}", name)
-			t.Fatalf("container health %q, want healthy\n%s\n%s", status, health, logs)
+		addr1, addr2 := freeHostAddr(t), freeHostAddr(t)
+		for _, c := range []struct {
+			name string
+			opts []string // docker run's
+			args []string // the exporter's
+			want string   // in the check's output
+		}{
+			{"default", []string{"--network=none"}, nil, "pid 1's default :9789"},
+			{"non-default address", []string{"--network=host"}, []string{"--web.listen-address=" + addr1}, "http://" + addr1 + "/-/healthy (pid 1's --web.listen-address"},
+			{"shared PID namespace", []string{"--network=host", "--pid=container:" + holder}, []string{"--web.listen-address", addr2},
+				"http://" + addr2 + "/-/healthy (pid "},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				name := id + "-" + strings.ReplaceAll(c.name, " ", "-")
+				args := append([]string{"run", "-d", "--name", name, "--health-interval=1s", "--health-start-period=1s"}, c.opts...)
+				out, err := run(t, time.Minute, env, docker, append(append(args, tag), c.args...)...)
+				if err != nil {
+					t.Fatalf("docker run: %v\n%s", err, out)
+				}
+				defer func() { _, _ = run(t, time.Minute, env, docker, "rm", "-f", name) }()
+				deadline := time.Now().Add(45 * time.Second)
+				var status string
+				for time.Now().Before(deadline) {
+					out, _ := run(t, 10*time.Second, env, docker, "inspect", "--format", "{{.State.Health.Status}}", name)
+					if status = strings.TrimSpace(out); status == "healthy" || status == "unhealthy" {
+						break
+					}
+					time.Sleep(500 * time.Millisecond)
+				}
+				health, _ := run(t, 10*time.Second, env, docker, "inspect", "--format", "{{json .State.Health}}", name)
+				if status != "healthy" {
+					logs, _ := run(t, 10*time.Second, env, docker, "logs", name)
+					t.Fatalf("container health %q, want healthy\n%s\n%s", status, health, logs)
+				}
+				// Healthy for the right reason: not another exporter's port.
+				var h struct {
+					Log []struct {
+						ExitCode int
+						Output   string
+					}
+				}
+				if err := json.Unmarshal([]byte(health), &h); err != nil || len(h.Log) == 0 {
+					t.Fatalf("health %s: %v", health, err)
+				}
+				if last := h.Log[len(h.Log)-1]; last.ExitCode != 0 || !strings.Contains(last.Output, c.want) {
+					t.Errorf("last check: exit %d %q, want %q in it", last.ExitCode, last.Output, c.want)
+				}
+				if c.name == "shared PID namespace" && strings.Contains(h.Log[len(h.Log)-1].Output, "(pid 1'") {
+					t.Errorf("PID 1 is the pause holder, not the exporter: %s", h.Log[len(h.Log)-1].Output)
+				}
+			})
 		}
 	})
 

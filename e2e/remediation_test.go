@@ -51,6 +51,7 @@ func webhook(t *testing.T, e *Exporter, token, fingerprint string) int {
 "startsAt":%q}]}`, fingerprint, time.Now().UTC().Format(time.RFC3339Nano))
 	req, _ := http.NewRequest(http.MethodPost, "http://"+e.Addr+"/alertmanager/webhook", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

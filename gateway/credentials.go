@@ -1,9 +1,12 @@
 package gateway
 
 import (
-	"crypto/sha256"
 	"errors"
 	"sync"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/configfile"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
 )
 
 // Credentials are a gateway's token and password as the files that hold
@@ -19,35 +22,35 @@ type Credentials struct {
 	ConfigPath string
 
 	mu              sync.Mutex
-	token, password *SecretFile
-	config          fileStamp
-	fromConfig      [2]Secret
+	token, password *secret.File
+	config          fileio.Stamp
+	fromConfig      [2]secret.Secret
 }
 
 // Get returns the current token and password. A file that cannot be read
 // (mid-rewrite, removed) keeps the last good value and reports the error.
-func (c *Credentials) Get() (token, password Secret, err error) {
+func (c *Credentials) Get() (token, password secret.Secret, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.TokenFile == "" && c.PasswordFile == "" {
-		if st := stampFile(c.ConfigPath); !st.exists || !st.same(c.config) {
-			cfg, err := LoadGatewayConfig(c.ConfigPath)
+		if st := fileio.StampOf(c.ConfigPath); !st.Exists || !st.Same(c.config) {
+			cfg, err := configfile.Load(c.ConfigPath)
 			if err != nil {
-				c.config = fileStamp{}
+				c.config = fileio.Stamp{}
 				return c.fromConfig[0], c.fromConfig[1], err
 			}
-			c.fromConfig[0], c.fromConfig[1] = cfg.credentials()
+			c.fromConfig[0], c.fromConfig[1] = cfg.Credentials()
 			c.config = st
 		}
 		return c.fromConfig[0], c.fromConfig[1], nil
 	}
 	var errs []error
-	get := func(f **SecretFile, path string) Secret {
+	get := func(f **secret.File, path string) secret.Secret {
 		if path == "" {
 			return ""
 		}
 		if *f == nil {
-			*f = &SecretFile{path: path}
+			*f = secret.NewFileUnread(path)
 		}
 		v, err := (*f).Get()
 		if err != nil {
@@ -57,22 +60,4 @@ func (c *Credentials) Get() (token, password Secret, err error) {
 	}
 	token, password = get(&c.token, c.TokenFile), get(&c.password, c.PasswordFile)
 	return token, password, errors.Join(errs...)
-}
-
-// credentials picks the secrets the gateway's auth mode uses.
-func (cfg *GatewayConfig) credentials() (token, password Secret) {
-	a := cfg.Gateway.Auth
-	switch a.Mode {
-	case "password":
-		return "", a.Password
-	case "token":
-		return a.Token, ""
-	}
-	return a.Token, a.Password
-}
-
-// fingerprint identifies a pair of credentials without keeping them: the
-// auth gate compares it to notice a rotation.
-func fingerprint(token, password Secret) [32]byte {
-	return sha256.Sum256([]byte(token.Reveal() + "\x00" + password.Reveal()))
 }

@@ -7,89 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/titanous/json5"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/configfile"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
 )
-
-// Env reads environment variables; tests pass a map's lookup.
-type Env func(key string) string
-
-// maxConfigSize bounds how much of a gateway config file is read.
-const maxConfigSize = 4 << 20
-
-// GatewayConfig is the part of a gateway's own config file (clawdbot.json /
-// openclaw.json, JSON5) the exporter needs.
-type GatewayConfig struct {
-	Path    string
-	Gateway struct {
-		Port *int   `json:"port"`
-		Bind string `json:"bind"`
-		Auth struct {
-			Mode     string `json:"mode"`
-			Token    Secret `json:"token"`
-			Password Secret `json:"password"`
-		} `json:"auth"`
-	} `json:"gateway"`
-}
-
-// ConfigCandidates lists where a gateway keeps its config, in the order the
-// gateways themselves look (verified on clawdbot 2026.1.24-3 and openclaw
-// 2026.9.6): explicit paths and state directories from the environment, the
-// profile's directory, then ~/.openclaw and ~/.clawdbot. openclaw moves a
-// legacy ~/.clawdbot to ~/.openclaw and keeps the name clawdbot.json. A
-// *_PROFILE variable alone does not move a gateway's state directory (only
-// its --profile flag does), so profile comes from the exporter's settings.
-func ConfigCandidates(env Env, home, profile string) []string {
-	var out []string
-	add := func(p string) {
-		if p != "" {
-			out = append(out, expandHome(p, home))
-		}
-	}
-	add(env("OPENCLAW_CONFIG_PATH"))
-	add(env("CLAWDBOT_CONFIG_PATH"))
-	if dir := env("OPENCLAW_STATE_DIR"); dir != "" {
-		add(filepath.Join(dir, "openclaw.json"))
-		add(filepath.Join(dir, "clawdbot.json"))
-	}
-	if dir := env("CLAWDBOT_STATE_DIR"); dir != "" {
-		add(filepath.Join(dir, "clawdbot.json"))
-	}
-	suffix := ""
-	if profile != "" && profile != "default" {
-		suffix = "-" + profile
-	}
-	add(filepath.Join(home, ".openclaw"+suffix, "openclaw.json"))
-	add(filepath.Join(home, ".openclaw"+suffix, "clawdbot.json"))
-	add(filepath.Join(home, ".clawdbot"+suffix, "clawdbot.json"))
-	return out
-}
-
-// FindConfig returns the first candidate that exists, or "" when none does.
-func FindConfig(env Env, home, profile string) string {
-	for _, p := range ConfigCandidates(env, home, profile) {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// LoadGatewayConfig reads a gateway's JSON5 config file.
-func LoadGatewayConfig(path string) (*GatewayConfig, error) {
-	b, err := ReadFileBounded(path, maxConfigSize)
-	if err != nil {
-		return nil, fmt.Errorf("gateway config: %w", err)
-	}
-	if err := checkDepth(b, maxJSONDepth); err != nil {
-		return nil, fmt.Errorf("gateway config %s: invalid JSON5: %w", path, err)
-	}
-	cfg := &GatewayConfig{Path: path}
-	if err := json5.Unmarshal(b, cfg); err != nil {
-		// The decoder's message never quotes the document, so no secret leaks.
-		return nil, fmt.Errorf("gateway config %s: invalid JSON5: %w", path, err)
-	}
-	return cfg, nil
-}
 
 // Settings describe one gateway as the user configured it (flags or one
 // entry of the exporter's config file).
@@ -121,13 +41,13 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 	}
 	var err error
 	if s.TokenFile != "" {
-		if t.Token, err = readSecretFile(s.TokenFile); err != nil {
+		if t.Token, err = secret.ReadFile(s.TokenFile); err != nil {
 			return t, fmt.Errorf("gateway %q: token file: %w", t.Name, err)
 		}
 		t.Source = "token file " + s.TokenFile
 	}
 	if s.PasswordFile != "" {
-		if t.Password, err = readSecretFile(s.PasswordFile); err != nil {
+		if t.Password, err = secret.ReadFile(s.PasswordFile); err != nil {
 			return t, fmt.Errorf("gateway %q: password file: %w", t.Name, err)
 		}
 		t.Source = strings.TrimPrefix(t.Source+", password file "+s.PasswordFile, ", ")
@@ -136,7 +56,7 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 		for _, product := range []string{"OPENCLAW", "CLAWDBOT"} {
 			tok, pw := env(product+"_GATEWAY_TOKEN"), env(product+"_GATEWAY_PASSWORD")
 			if tok != "" || pw != "" {
-				t.Token, t.Password, t.Source = Secret(tok), Secret(pw), "environment "+product+"_GATEWAY_*"
+				t.Token, t.Password, t.Source = secret.Secret(tok), secret.Secret(pw), "environment "+product+"_GATEWAY_*"
 				break
 			}
 		}
@@ -149,9 +69,9 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 	profile := s.Profile != "" && s.Profile != "default"
 	switch {
 	case configPath != "":
-		configPath = expandHome(configPath, home)
+		configPath = configfile.ExpandHome(configPath, home)
 	default:
-		configPath = FindConfig(env, home, s.Profile)
+		configPath = configfile.Find(env, home, s.Profile)
 		if configPath == "" && profile {
 			// Never fall back to the default gateway's files under
 			// this gateway's name.
@@ -161,15 +81,15 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 	}
 	t.ConfigPath = configPath
 	t.StateDir = stateDir(s, env, home, configPath)
-	var cfg *GatewayConfig
+	var cfg *configfile.Config
 	if configPath != "" {
-		if cfg, err = LoadGatewayConfig(configPath); err != nil {
+		if cfg, err = configfile.Load(configPath); err != nil {
 			t.ConfigErr, cfg = err, nil
 		}
 	}
 	if t.Source == "" && configPath != "" {
 		if cfg != nil {
-			t.Token, t.Password = cfg.credentials()
+			t.Token, t.Password = cfg.Credentials()
 		}
 		if t.Token != "" || t.Password != "" || cfg == nil {
 			t.Source = "gateway config " + configPath
@@ -223,11 +143,11 @@ func stateDir(s Settings, env Env, home, configPath string) string {
 	}
 	switch {
 	case s.StateDir != "":
-		return expandHome(s.StateDir, home)
+		return configfile.ExpandHome(s.StateDir, home)
 	case env("OPENCLAW_STATE_DIR") != "":
-		return expandHome(env("OPENCLAW_STATE_DIR"), home)
+		return configfile.ExpandHome(env("OPENCLAW_STATE_DIR"), home)
 	case env("CLAWDBOT_STATE_DIR") != "":
-		return expandHome(env("CLAWDBOT_STATE_DIR"), home)
+		return configfile.ExpandHome(env("CLAWDBOT_STATE_DIR"), home)
 	case configPath != "":
 		return filepath.Dir(configPath)
 	}
@@ -246,31 +166,7 @@ func WatchPaths(s Settings, env Env, home string, useEnv bool) []string {
 		env = func(string) string { return "" }
 	}
 	if s.ConfigPath != "" {
-		return []string{expandHome(s.ConfigPath, home)}
+		return []string{configfile.ExpandHome(s.ConfigPath, home)}
 	}
-	return ConfigCandidates(env, home, s.Profile)
-}
-
-// readSecretFile reads a one-line secret; surrounding whitespace is dropped
-// because editors and `echo` add a newline.
-func readSecretFile(path string) (Secret, error) {
-	b, err := ReadFileBounded(path, 64<<10)
-	if err != nil {
-		return "", err
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("%s: empty", path)
-	}
-	return Secret(s), nil
-}
-
-func expandHome(p, home string) string {
-	if p == "~" {
-		return home
-	}
-	if strings.HasPrefix(p, "~/") {
-		return filepath.Join(home, p[2:])
-	}
-	return p
+	return configfile.Candidates(env, home, s.Profile)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
 )
 
 func mapEnv(m map[string]string) Env { return func(k string) string { return m[k] } }
@@ -202,18 +204,18 @@ func TestReadFileBoundedNeverBlocks(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadFileBounded(fifo, 10); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := fileio.ReadFileBounded(fifo, 10); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Fatalf("fifo: err = %v", err)
 	}
 	big := filepath.Join(dir, "big")
 	_ = os.WriteFile(big, make([]byte, 100), 0o600)
-	if _, err := ReadFileBounded(big, 10); err == nil || !strings.Contains(err.Error(), "larger than") {
+	if _, err := fileio.ReadFileBounded(big, 10); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("big: err = %v", err)
 	}
-	if _, err := ReadFileBounded(dir, 10); err == nil {
+	if _, err := fileio.ReadFileBounded(dir, 10); err == nil {
 		t.Fatal("directory: want an error")
 	}
-	if b, err := ReadFileBounded(big, 100); err != nil || len(b) != 100 {
+	if b, err := fileio.ReadFileBounded(big, 100); err != nil || len(b) != 100 {
 		t.Fatalf("exact size: %d, %v", len(b), err)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/configfile"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
 )
 
 // DefaultURL is where a gateway listens unless told otherwise (gateway.md §1).
@@ -17,8 +20,8 @@ const DefaultName = "default"
 type Target struct {
 	Name     string
 	URL      string
-	Token    Secret
-	Password Secret
+	Token    secret.Secret
+	Password secret.Secret
 	// Source says where the credentials came from (flag, env, config file
 	// path): logged at start so an operator can tell which one is used.
 	Source string
@@ -35,8 +38,8 @@ type Target struct {
 	ConfigErr error
 }
 
-// credentials are the target's token and password as of now.
-func (t Target) credentials() (token, password Secret, err error) {
+// Secrets are the target's token and password as of now.
+func (t Target) Secrets() (token, password secret.Secret, err error) {
 	if t.Creds == nil {
 		return t.Token, t.Password, nil
 	}
@@ -94,13 +97,5 @@ func ParseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// httpURL is the plain-HTTP address of path on the gateway's port.
-func httpURL(ws *url.URL, path string) string {
-	u := *ws
-	u.Scheme = "http"
-	if ws.Scheme == "wss" {
-		u.Scheme = "https"
-	}
-	u.Path, u.RawQuery, u.Fragment = path, "", ""
-	return u.String()
-}
+// Env reads environment variables; tests pass a map's lookup.
+type Env = configfile.Env

@@ -547,11 +547,11 @@ func TestMetricNamesParser(t *testing.T) {
 }
 
 // TestProbeReasonsClassified: every reason the probe reports (the Reason
-// constants of gateway/probe.go) is either one a restart can fix, one that
+// constants of gateway/prober/probe.go) is either one a restart can fix, one that
 // rejects the exporter (never down, never restarted), or starting/unhealthy,
 // which have alerts of their own; and no reason is both.
 func TestProbeReasonsClassified(t *testing.T) {
-	src, err := os.ReadFile("../gateway/probe.go")
+	src, err := os.ReadFile("../gateway/prober/probe.go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,7 +560,7 @@ func TestProbeReasonsClassified(t *testing.T) {
 		reasons = append(reasons, m[1])
 	}
 	if len(reasons) < 10 {
-		t.Fatalf("found only %d Reason constants in gateway/probe.go: %v", len(reasons), reasons)
+		t.Fatalf("found only %d Reason constants in gateway/prober/probe.go: %v", len(reasons), reasons)
 	}
 	vm := jsonnet.MakeVM()
 	vm.Importer(&jsonnet.FileImporter{JPaths: []string{"."}})

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/config"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 
 	"github.com/moby/moby/api/types/build"
 	ctr "github.com/moby/moby/api/types/container"
@@ -559,7 +560,7 @@ func TestDockerEngineRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	world := &LocalWorld{Gateways: func() []gateway.Target { return []gateway.Target{{Name: "main", URL: "ws://" + addr}} }, FS: fs, ProcRoot: "/proc",
-		Prober: &gateway.Prober{}}
+		Prober: &prober.Prober{}}
 	waitFor(t, "the container's gateway to answer", 20*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

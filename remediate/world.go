@@ -9,6 +9,9 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/process"
 )
 
 // LocalWorld is the World of gateways on this host (or in a shared PID
@@ -20,8 +23,8 @@ type LocalWorld struct {
 	FS       procfs.FS
 	ProcRoot string
 	LockDirs []string
-	Prober   *gateway.Prober
-	finder   gateway.ProcessFinder
+	Prober   *prober.Prober
+	finder   process.Finder
 }
 
 func (w *LocalWorld) target(name string) (gateway.Target, error) {
@@ -33,8 +36,8 @@ func (w *LocalWorld) target(name string) (gateway.Target, error) {
 	return gateway.Target{}, fmt.Errorf("unknown gateway %q", name)
 }
 
-func (w *LocalWorld) locks(t gateway.Target) []gateway.Lock {
-	return gateway.ScanLocks(w.FS, gateway.AllLockDirs([]gateway.Target{t}, w.LockDirs), []gateway.Target{t})
+func (w *LocalWorld) locks(t gateway.Target) []lockfile.Lock {
+	return lockfile.Scan(w.FS, lockfile.AllDirs([]gateway.Target{t}, w.LockDirs), []gateway.Target{t})
 }
 
 // ProcessAge implements World.
@@ -70,7 +73,7 @@ func (w *LocalWorld) RemoveStaleLocks(name string) ([]string, error) {
 		if l.Gateway != name || !l.State.Stale() {
 			continue
 		}
-		if _, err := gateway.RemoveStale(w.FS, l.Path); err != nil {
+		if _, err := lockfile.RemoveStale(w.FS, l.Path); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -96,7 +99,7 @@ func (w *LocalWorld) owner(name string) (pid int, start uint64, err error) {
 		return 0, 0, err
 	}
 	for _, l := range w.locks(t) {
-		if l.Gateway == name && l.State == gateway.OwnerAlive && l.StartTime != nil {
+		if l.Gateway == name && l.State == lockfile.OwnerAlive && l.StartTime != nil {
 			return l.PID, *l.StartTime, nil
 		}
 	}

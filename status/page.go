@@ -8,7 +8,8 @@ import (
 	"net/http/httptest"
 	"time"
 
-	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 	"github.com/clawdbot-exporter/clawdbot_exporter/remediate"
 )
 
@@ -18,13 +19,13 @@ import (
 type Page struct {
 	head, tail  []byte
 	gateways    func() []string
-	probes      *ProbeLog
-	locks       func() []gateway.Lock
+	probes      *prober.History
+	locks       func() []lockfile.Lock
 	remediation func() []remediate.Decision
 }
 
 // NewPage wraps the toolkit's landing page. locks and remediation may be nil.
-func NewPage(landing http.Handler, gateways func() []string, probes *ProbeLog, locks func() []gateway.Lock, remediation func() []remediate.Decision) (*Page, error) {
+func NewPage(landing http.Handler, gateways func() []string, probes *prober.History, locks func() []lockfile.Lock, remediation func() []remediate.Decision) (*Page, error) {
 	rec := httptest.NewRecorder()
 	landing.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	html := rec.Body.Bytes()
@@ -38,7 +39,7 @@ func NewPage(landing http.Handler, gateways func() []string, probes *ProbeLog, l
 type view struct {
 	Now         time.Time
 	Gateways    []gatewayView
-	Locks       []gateway.Lock
+	Locks       []lockfile.Lock
 	LocksOn     bool
 	Remediation []remediate.Decision
 	RemOn       bool
@@ -46,8 +47,8 @@ type view struct {
 
 type gatewayView struct {
 	Name   string
-	Last   *Probe
-	Probes []Probe
+	Last   *prober.Record
+	Probes []prober.Record
 }
 
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {

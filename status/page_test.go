@@ -10,7 +10,8 @@ import (
 
 	"github.com/prometheus/exporter-toolkit/web"
 
-	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 	"github.com/clawdbot-exporter/clawdbot_exporter/remediate"
 )
 
@@ -19,16 +20,16 @@ func TestPageEscapesAndShowsState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := NewProbeLog(3)
+	log := prober.NewHistory(3)
 	now := time.Now()
 	for i := range 5 {
-		log.Add(Probe{Time: now.Add(time.Duration(i) * time.Second), Gateway: "main", Up: i < 4, Product: "clawdbot",
-			Phases: []PhaseTime{{"connect", time.Millisecond}, {"upgrade", 2 * time.Millisecond}, {"challenge", 0}, {"hello", 0}, {"health", 0}}})
+		log.Add(prober.Record{Time: now.Add(time.Duration(i) * time.Second), Gateway: "main", Up: i < 4, Product: "clawdbot",
+			Phases: []prober.PhaseTime{{Name: "connect", Duration: time.Millisecond}, {Name: "upgrade", Duration: 2 * time.Millisecond}, {Name: "challenge", Duration: 0}, {Name: "hello", Duration: 0}, {Name: "health", Duration: 0}}})
 	}
-	log.Add(Probe{Time: now.Add(10 * time.Second), Gateway: "main", Reason: "timeout", Phase: "challenge",
+	log.Add(prober.Record{Time: now.Add(10 * time.Second), Gateway: "main", Reason: "timeout", Phase: "challenge",
 		Error: `<script>alert("gateway")</script>`})
-	locks := func() []gateway.Lock {
-		return []gateway.Lock{{Path: "/tmp/clawdbot-0/<b>gateway.x.lock", Gateway: "main", PID: 42, State: gateway.OwnerDead, CreatedAt: now.Add(-time.Minute), FS: gateway.Filesystem{Type: "tmpfs", Volatile: true}}}
+	locks := func() []lockfile.Lock {
+		return []lockfile.Lock{{Path: "/tmp/clawdbot-0/<b>gateway.x.lock", Gateway: "main", PID: 42, State: lockfile.OwnerDead, CreatedAt: now.Add(-time.Minute), FS: lockfile.Filesystem{Type: "tmpfs", Volatile: true}}}
 	}
 	rem := func() []remediate.Decision {
 		return []remediate.Decision{{Time: now, AlertName: `<img src=x onerror=alert(1)>`, Fingerprint: "f1", Status: "firing", Target: "restart-main", Action: "signal", Decision: "done", Result: "recovered", Detail: "up 4.1 s after the action began"}}
