@@ -67,7 +67,7 @@ func TestPrometheusMixin(t *testing.T) {
 			// A fresh gateway has no session store: give it the sessions
 			// fixture, and restart it so that its health reports them.
 			state := filepath.Join(g.Home, ".clawdbot")
-			if out, err := exec.Command("cp", "-r", filepath.Join(root, "gateway", "testdata", "sessions", "state", "agents"), state).CombinedOutput(); err != nil {
+			if out, err := exec.Command("cp", "-r", filepath.Join(root, "gateway", "sessionstore", "testdata", "state", "agents"), state).CombinedOutput(); err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
 			g.Stop(t)
