@@ -1,5 +1,6 @@
 # Build, test and lint clawdbot_exporter. `make build` and `make test` need
-# only Go; `make e2e` installs real gateways (npm) and needs promtool.
+# only Go (the version of go.mod's go line); `make e2e` installs real
+# gateways (npm) and needs Prometheus, Alertmanager and a few tools (e2e-deps).
 GO        ?= go
 BIN       ?= clawdbot_exporter
 PKG       := github.com/prometheus/common/version
@@ -12,7 +13,7 @@ LDFLAGS   := -s -w -X $(PKG).Version=$(VERSION) -X $(PKG).Revision=$(REVISION) \
              -X $(PKG).BuildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 
-.PHONY: all build test unit fmt-check vet lint e2e bench promu clean mixin mixin-check demo
+.PHONY: all build test unit fmt-check vet lint e2e e2e-deps bench promu clean mixin mixin-check demo
 
 all: build test
 
@@ -41,9 +42,25 @@ lint:
 
 # End-to-end tests against the real clawdbot and openclaw gateways from npm
 # (installed into .cache/ by scripts/install-gateways.sh) and real promtool.
-e2e: build
+e2e: build e2e-deps
 	./scripts/install-gateways.sh
 	$(GO) test -tags e2e -count=1 -timeout 20m -v ./e2e/...
+
+# What the end-to-end tests run beside Go, as command:Debian package. Missing
+# ones make the tests fail with "prerequisite missing"; this says so first, and
+# E2E_INSTALL=1 installs them with apt-get, as .ci/run does.
+E2E_TOOLS := promtool:prometheus prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager \
+             ss:iproute2 chromium:chromium npm:npm python3:python3
+e2e-deps:
+	@missing=; for t in $(E2E_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$${missing% }" ]; then \
+		if [ "$(E2E_INSTALL)" = 1 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "make e2e needs: $$missing"; echo "  apt-get install -y $$missing  (or: make e2e E2E_INSTALL=1)"; exit 1; \
+		fi; \
+	fi
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

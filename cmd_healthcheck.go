@@ -222,7 +222,10 @@ var boolFlags = map[string]bool{
 
 func isBoolFlag(name string) bool {
 	name = strings.TrimPrefix(name, "no-")
-	return boolFlags[name] || strings.HasPrefix(name, "collector.")
+	// --collector.<name> switches are bool; --collector.<name>.<option>
+	// (--collector.probe.max-items-per-kind) take values.
+	rest, ok := strings.CutPrefix(name, "collector.")
+	return boolFlags[name] || ok && !strings.Contains(rest, ".")
 }
 
 // parseExporterArgs reads argv[1:] of a clawdbot_exporter the way kingpin
@@ -248,9 +251,10 @@ func parseExporterArgs(args []string) exporterArgs {
 		}
 		name, value, hasValue := strings.Cut(arg[2:], "=")
 		if isBoolFlag(name) {
-			if name == "web.systemd-socket" {
+			switch name {
+			case "web.systemd-socket":
 				a.SystemdSocket = !hasValue || value == "true"
-			} else if name == "no-web.systemd-socket" {
+			case "no-web.systemd-socket":
 				a.SystemdSocket = false
 			}
 			continue
@@ -282,7 +286,7 @@ func parseExporterArgs(args []string) exporterArgs {
 func checkHealthy(ctx context.Context, addr string) (url, note string, err error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", "", fmt.Errorf("listen address %q: %v", addr, err)
+		return "", "", fmt.Errorf("listen address %q: %w", addr, err)
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"

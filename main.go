@@ -35,6 +35,7 @@ type flags struct {
 	procfs        *string
 	sysfs         *string
 	lockDirs      *[]string
+	probeMaxItems *int
 	gateway       gateway.Settings
 	gatewaySet    bool
 	probeJSON     *bool
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.probeJSON = probeCmd.Flag("json", "Print the result as JSON.").Bool()
 	healthCmd := app.Command("healthcheck", "Check that the exporter answers GET /-/healthy on the address the serving exporter listens on (its --web.listen-address, read from /proc; an explicit --web.listen-address wins): the HEALTHCHECK of its container image, which has no curl.")
 	pauseCmd := app.Command("pause", "Hold a PID namespace that a gateway container and the exporter join (Docker pid: \"service:…\"), so a gateway restart does not take the exporter with it; reaps orphans, exits on SIGTERM.")
-	locksCmd := app.Command("locks", "List every gateway lock file with its owner's state, age and filesystem: the stability guide's manual stale-lock check in one command.")
+	locksCmd := app.Command("locks", "List every gateway lock file with its owner's state, age and filesystem: the manual stale-lock check of docs/verified-versions.md#lock-advice in one command.")
 	f.locksJSON = locksCmd.Flag("json", "Print the locks as JSON.").Bool()
 	f.removeStale = locksCmd.Flag("remove-stale", "Remove locks whose owner is dead or whose pid was reused, re-checking each just before; never one whose owner lives.").Bool()
 
@@ -75,17 +76,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	f.maxRequests = app.Flag("web.max-requests", "Maximum number of concurrent scrapes; 0 disables the limit.").Default("40").Int()
 	f.timeoutOffset = app.Flag("scrape.timeout-offset", "Subtracted from Prometheus' scrape timeout to leave time to answer.").Default("0.5s").Duration()
 	f.probeTimeout = app.Flag("probe.timeout", "Upper bound of a scrape's deadline, and the deadline of the probe subcommand.").Default("5s").Duration()
-	f.configFile = app.Flag("config.file", "YAML file listing several gateways (gateways: [{name, url, token_file, password_file, config_path, state_dir, profile}]).").String()
+	f.configFile = app.Flag("config.file", "YAML file listing several gateways (gateways: [{name, url, token_file, password_file, config_path, state_dir, profile, tls_fingerprint, tls_ca_file}]).").String()
 	f.configCheck = app.Flag("config.check", "Validate --config.file (gateways and remediation), print the result and exit.").Bool()
 	f.remToken = app.Flag("remediation.token-file", "File holding the bearer token Alertmanager must send to the remediation webhook.").String()
 	f.remDryRun = app.Flag("remediation.dry-run", "Decide on alerts as usual but never act.").Bool()
 	mark := func(*kingpin.ParseContext) error { f.gatewaySet = true; return nil }
-	app.Flag("gateway.url", "Gateway WebSocket URL (default: ws://127.0.0.1:<port from the environment or the gateway's config, else 18789>).").Action(mark).StringVar(&f.gateway.URL)
+	app.Flag("gateway.url", "Gateway WebSocket URL, ws:// or wss:// (http:// and a bare host:port are refused) (default: ws://127.0.0.1:<port from the environment or the gateway's config, else 18789>).").Action(mark).StringVar(&f.gateway.URL)
 	app.Flag("gateway.name", "Value of the gateway label.").Default(gateway.DefaultName).StringVar(&f.gateway.Name)
 	app.Flag("gateway.token-file", "File holding the gateway token (default: $OPENCLAW_GATEWAY_TOKEN/$CLAWDBOT_GATEWAY_TOKEN, else the gateway's config).").Action(mark).StringVar(&f.gateway.TokenFile)
 	app.Flag("gateway.password-file", "File holding the gateway password (default: $*_GATEWAY_PASSWORD, else the gateway's config).").Action(mark).StringVar(&f.gateway.PasswordFile)
 	app.Flag("gateway.config-path", "The gateway's own config file (clawdbot.json/openclaw.json), read for its port and credentials (default: where the gateway looks).").Action(mark).StringVar(&f.gateway.ConfigPath)
 	app.Flag("gateway.state-dir", "The gateway's state directory, for its sessions and lock (default: $OPENCLAW_STATE_DIR/$CLAWDBOT_STATE_DIR, else the config file's directory).").Action(mark).StringVar(&f.gateway.StateDir)
+	app.Flag("gateway.tls-fingerprint", "Pin the gateway's TLS certificate: the SHA-256 of its DER form, hex, colons optional (as openclaw's gateway.remote.tlsFingerprint). Default: with gateway.tls enabled in the gateway's config, the certificate file in its state directory is pinned.").Action(mark).StringVar(&f.gateway.TLSFingerprint)
+	app.Flag("gateway.tls-ca-file", "PEM file of the CA that signed the gateway's certificate; the certificate must then name the gateway's address.").Action(mark).StringVar(&f.gateway.TLSCAFile)
 	app.Flag("gateway.profile", "The gateway's profile, as given to its --profile flag: its state lives in ~/.openclaw-<profile> or ~/.clawdbot-<profile>.").Action(mark).StringVar(&f.gateway.Profile)
 	f.procfs = app.Flag("path.procfs", "procfs mountpoint.").Default("/proc").String()
 	f.sysfs = app.Flag("path.sysfs", "sysfs mountpoint.").Default("/sys").String()
@@ -94,6 +97,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	listenSet := false
 	app.GetFlag("web.listen-address").Action(func(*kingpin.ParseContext) error { listenSet = true; return nil })
 	f.collectors = collector.AddFlags(app)
+	f.probeMaxItems = app.Flag("collector.probe.max-items-per-kind", "Most channels, accounts and agents of one gateway's payload the probe collector exports, each; the rest is counted in clawdbot_exporter_items_dropped_total.").Default(fmt.Sprint(collector.DefaultMaxItemsPerKind)).Int()
 	flag.AddFlags(app, f.log)
 	app.Version(version.Print(exporterName))
 	app.HelpFlag.Short('h')

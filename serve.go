@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,6 +27,7 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/logrepeat"
 	"github.com/clawdbot-exporter/clawdbot_exporter/remediate"
 	"github.com/clawdbot-exporter/clawdbot_exporter/status"
 )
@@ -64,6 +69,7 @@ func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 		SysfsPath:     *f.sysfs,
 		LockDirs:      *f.lockDirs,
 		ProbeLog:      probeLog,
+		ProbeMaxItems: *f.probeMaxItems,
 	}, f.collectors.Enabled(), logger)
 	if err != nil {
 		return err
@@ -98,27 +104,87 @@ func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		var locks func() []lockfile.Lock
+		src := status.Sources{
+			Gateways: names,
+			Probes:   probeLog,
+			Problems: func() []status.Problem {
+				var out []status.Problem
+				for _, p := range holder.Current().Problems {
+					if p.Err != nil {
+						out = append(out, status.Problem{Gateway: p.Gateway, Err: p.Err.Error()})
+					}
+				}
+				return out
+			},
+			Remediation: func() []remediate.Decision {
+				if len(holder.Current().Remediation.Targets) == 0 {
+					return nil
+				}
+				return engine.Recent()
+			},
+		}
 		if fs, err := procfs.NewFS(*f.procfs); err == nil {
-			locks = func() []lockfile.Lock {
+			src.Locks = func(ctx context.Context) lockfile.Result {
 				ts := targets()
-				return lockfile.Scan(fs, lockfile.AllDirs(ts, *f.lockDirs), ts)
+				return lockfile.ScanContext(ctx, fs, lockfile.AllDirs(ts, *f.lockDirs), ts, lockfile.Options{ProcRoot: *f.procfs})
 			}
 		}
-		audit := func() []remediate.Decision {
-			if len(holder.Current().Remediation.Targets) == 0 {
-				return nil
-			}
-			return engine.Recent()
-		}
-		page, err := status.NewPage(landing, names, probeLog, locks, audit)
+		// Bounded like /metrics: the page needs no authentication.
+		page, err := status.NewPage(landing, src, status.Limits{Timeout: *f.probeTimeout, MaxRequests: *f.maxRequests})
 		if err != nil {
 			return err
 		}
 		mux.Handle("/", page)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	return web.ListenAndServe(srv, f.web, logger)
+	return web.ListenAndServe(newServer(mux, *f.probeTimeout, logger), f.web, logger)
+}
+
+// Limits on what one client may hold: every path answers anyone who
+// reaches the port, authenticated or not (issue 10: 200 stalled webhook
+// connections were all open after 60 s). A stalled client is dropped within
+// 20 s, or --probe.timeout + 10 s while it does not read its answer.
+const (
+	readHeaderTimeout = 10 * time.Second
+	// readTimeout covers the whole request, body included; a webhook body
+	// is at most 1 MiB, seconds on any link Alertmanager is on.
+	readTimeout = 20 * time.Second
+	// idleTimeout is how long a keep-alive connection waits for its next
+	// request; Prometheus reconnects when it has gone.
+	idleTimeout    = 20 * time.Second
+	maxHeaderBytes = 64 << 10
+	// writeSlack is the time beyond the longest scrape deadline
+	// (--probe.timeout) that an answer may take to be written.
+	writeSlack = 10 * time.Second
+)
+
+// newServer serves h with those limits; the write timeout follows the
+// longest scrape deadline so that no scrape is cut.
+func newServer(h http.Handler, probeTimeout time.Duration, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      probeTimeout + writeSlack,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		// net/http's own complaints (a TLS handshake from a port scanner)
+		// come from clients: counted, not one line each.
+		ErrorLog: log.New(serverErrors{logrepeat.New(logger, remediate.RefusalLogWindow)}, "", 0),
+	}
+}
+
+// serverErrors passes net/http's log lines to a logrepeat.Logger, keyed by
+// their text up to the client's address.
+type serverErrors struct{ l *logrepeat.Logger }
+
+func (s serverErrors) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	key, _, _ := strings.Cut(msg, " from ")
+	if len(key) > 60 {
+		key = key[:60]
+	}
+	s.l.Warn(key, "http server", "err", msg)
+	return len(p), nil
 }
 
 // setupRemediation builds the engine (with no targets when remediation is
@@ -211,6 +277,7 @@ func setupControl(mux *http.ServeMux, holder *config.Holder, engine *remediate.E
 // certificates when those are (they already cover every path), else only
 // from loopback.
 func control(holder *config.Holder, logger *slog.Logger, next http.HandlerFunc) http.Handler {
+	refused := logrepeat.New(logger, remediate.RefusalLogWindow)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := holder.Current()
 		code, why := 0, ""
@@ -228,7 +295,7 @@ func control(holder *config.Holder, logger *slog.Logger, next http.HandlerFunc) 
 			code, why = http.StatusForbidden, "only from loopback without --remediation.token-file or web config authentication"
 		}
 		if code != 0 {
-			logger.Warn("control request refused", "path", r.URL.Path, "code", code, "reason", why, "remote", r.RemoteAddr)
+			refused.Warn(strconv.Itoa(code), "control request refused", "path", r.URL.Path, "code", code, "reason", why, "remote", r.RemoteAddr)
 			http.Error(w, why, code)
 			return
 		}

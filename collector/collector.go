@@ -48,6 +48,10 @@ type Config struct {
 	// Prober probes the gateways. Share it with everything else that probes
 	// them (remediation's verification): its auth backoff is per target.
 	Prober *prober.Prober
+	// ProbeMaxItems caps the channels, accounts and agents of one
+	// gateway's payload that get series (--collector.probe.max-items-per-kind);
+	// 0 is DefaultMaxItemsPerKind.
+	ProbeMaxItems int
 }
 
 func (cfg *Config) targets() func() []gateway.Target {

@@ -1,12 +1,10 @@
 package collector
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +12,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 // syncBuffer is a log sink safe for the collectors' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer
 
 func configFixture(name string) string {
 	return filepath.Join("..", "gateway", "configfile", "testdata", name)
@@ -113,6 +97,11 @@ func TestConfigCollector(t *testing.T) {
 		{"clawdbot_config_info", gw("deleted", "bind", "lan", "auth_mode", "token"), 1},
 		{"clawdbot_config_parse_ok", gw("changing"), 1},
 		{"clawdbot_config_exposed_without_auth", gw("changing"), 0},
+		// openclaw without gateway.auth: token mode with a made-up token.
+		{"clawdbot_config_info", gw("changing", "auth_mode", "token", "tls", "disabled"), 1},
+		{"clawdbot_config_auth_secret_missing", gw("changing"), 1},
+		{"clawdbot_config_present", gw("changing"), 1},
+		{"clawdbot_config_schema_info", gw("changing", "source", "builtin"), 1},
 	}
 	check := func(res scrapeResult, checks []sample) {
 		t.Helper()
@@ -150,7 +139,8 @@ func TestConfigCollector(t *testing.T) {
 	}
 	res = doScrape(t, h, "")
 	check(res, []sample{
-		{"clawdbot_config_parse_ok", gw("deleted"), 0},
+		{"clawdbot_config_present", gw("deleted"), 0},
+		{"clawdbot_config_parse_ok", gw("deleted"), -1},
 		{"clawdbot_config_last_modified_timestamp_seconds", gw("deleted"), -1},
 		{"clawdbot_config_info", gw("deleted"), -1},
 		{"clawdbot_config_exposed_without_auth", gw("changing"), 1},

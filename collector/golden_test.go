@@ -23,7 +23,7 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/metrictest"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
+var update = flag.Bool("update", false, "rewrite testdata/metrics.golden and testdata/exposition.golden")
 
 const goldenPath = "testdata/metrics.golden"
 
@@ -34,6 +34,22 @@ const goldenPath = "testdata/metrics.golden"
 // names with testdata/metrics.golden: the list the mixin's tests check every
 // alert, rule and dashboard query against. -update rewrites it.
 func TestMetricNamesGolden(t *testing.T) {
+	res, _ := fixtureScrape(t)
+	var got []string
+	sc := bufio.NewScanner(strings.NewReader(res.body))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
+			got = append(got, f[2])
+		}
+	}
+	metrictest.Golden(t, goldenPath, got, *update, "go test ./collector/ -run TestMetricNamesGolden -update")
+}
+
+// fixtureScrape is one scrape of the fixture TestMetricNamesGolden
+// describes, and the paths and addresses in it that change from run to
+// run, for masking.
+func fixtureScrape(t *testing.T) (scrapeResult, map[string]string) {
+	t.Helper()
 	// clawdbot reports whether a channel account runs (README), which the
 	// fake's default payload leaves out.
 	var health map[string]any
@@ -44,9 +60,9 @@ func TestMetricNamesGolden(t *testing.T) {
 	account["running"] = true
 	payload, _ := json.Marshal(health)
 	p3 := gt.New(gt.Options{Protocol: 3, Health: payload})
-	defer p3.Close()
+	t.Cleanup(p3.Close)
 	p4 := gt.New(gt.Options{Protocol: 4})
-	defer p4.Close()
+	t.Cleanup(p4.Close)
 
 	home := t.TempDir()
 	cfg := filepath.Join(home, ".clawdbot", "clawdbot.json")
@@ -55,7 +71,8 @@ func TestMetricNamesGolden(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`{gateway: {port: 18789, bind: "loopback", auth: {mode: "token", token: "t"}}, reply: {}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lockDir := filepath.Join(t.TempDir(), fmt.Sprintf("clawdbot-%d", os.Getuid()))
+	lockRoot := t.TempDir()
+	lockDir := filepath.Join(lockRoot, fmt.Sprintf("clawdbot-%d", os.Getuid()))
 	_ = os.MkdirAll(lockDir, 0o755)
 
 	// The lock's owner: a live child with a V8 heap cap, so the process
@@ -65,7 +82,7 @@ func TestMetricNamesGolden(t *testing.T) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
 	fs, _ := procfs.NewDefaultFS()
 	p, _ := fs.Proc(child.Process.Pid)
 	stat, err := p.Stat()
@@ -88,11 +105,16 @@ func TestMetricNamesGolden(t *testing.T) {
 		}
 	}
 
+	// openclaw's lock set with a stuck reclaim guard and a held
+	// coordinator: the lock_* series of the openclaw column.
+	ocState := t.TempDir()
+	ocLocks, _ := openclawLockSet(t, ocState, filepath.Join(ocState, "openclaw.json"))
+
 	targets := []gateway.Target{
 		{Name: "clawdbot", URL: p3.URL(), Token: gt.DefaultToken, ConfigPath: cfg, StateDir: sessionsFixture},
-		{Name: "openclaw", URL: p4.URL(), Token: gt.DefaultToken},
+		{Name: "openclaw", URL: p4.URL(), Token: gt.DefaultToken, StateDir: ocState},
 	}
-	exp, err := New(Config{Gateways: targets, ClientVersion: "test", SysfsPath: sysfs, LockDirs: []string{lockDir}}, names(), promslog.NewNopLogger())
+	exp, err := New(Config{Gateways: targets, ClientVersion: "test", SysfsPath: sysfs, LockDirs: []string{lockDir, ocLocks}}, names(), promslog.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,13 +134,8 @@ func TestMetricNamesGolden(t *testing.T) {
 			t.Fatalf("%s not up: %v", gw, res.failing(gw))
 		}
 	}
-
-	var got []string
-	sc := bufio.NewScanner(strings.NewReader(res.body))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
-			got = append(got, f[2])
-		}
+	return res, map[string]string{
+		home: "$HOME", lockRoot: "$LOCKS", ocState: "$OPENCLAW_STATE", sysfs: "$SYSFS",
+		p3.URL(): "$CLAWDBOT_URL", p4.URL(): "$OPENCLAW_URL",
 	}
-	metrictest.Golden(t, goldenPath, got, *update, "go test ./collector/ -run TestMetricNamesGolden -update")
 }

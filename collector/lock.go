@@ -40,13 +40,39 @@ var (
 		"1 when the lock is on a network filesystem (NFS, SMB, Ceph, …).", lockLabels...)
 	lockFSDesc = newDesc("lock_filesystem_info",
 		"The type of the filesystem holding the lock.", "gateway", "path", "fstype")
+	lockInfoDesc = newDesc("lock_info",
+		"The lock's kind (config: gateway.<h>.lock; state: openclaw's gateway.state.lock), product (clawdbot, openclaw, unknown) and holder role (gateway; agent-embedded, skill-workshop-apply, sqlite-maintenance: a live openclaw process that is not the gateway; other; unknown when unreadable).",
+		"gateway", "path", "kind", "product", "role")
+	lockOwnerIDDesc = newDesc("lock_owner_id_present",
+		"1 when the lock carries an ownerId (openclaw writes a new one per acquire; the id itself is never exported).", lockLabels...)
+	lockPortDesc = newDesc("lock_port",
+		"The port the lock's holder wrote (openclaw), when present.", lockLabels...)
+	lockGuardAgeDesc = newDesc("lock_reclaim_guard_age_seconds",
+		"Age of a *.lock.reclaim guard (openclaw creates one only while it reclaims a stale lock).", lockLabels...)
+	lockGuardReclaimingDesc = newDesc("lock_reclaim_guard_reclaiming",
+		"1 when a live process is reclaiming behind the guard (its pid runs, or a process holds the lock's .sqlite coordinator); 0 for a guard nobody uses.", lockLabels...)
+	lockCoordHeldDesc = newDesc("lock_coordinator_held",
+		"1 when a process holds openclaw's gateway-lifecycle coordinator (a POSIX lock seen in /proc/locks).", lockLabels...)
+	lockCoordPIDDesc = newDesc("lock_coordinator_holder_pid",
+		"The pid holding openclaw's gateway-lifecycle coordinator, in the PID namespace of --path.procfs.", lockLabels...)
+	lockCoordWaitersDesc = newDesc("lock_coordinator_waiters",
+		"Processes blocked waiting for openclaw's gateway-lifecycle coordinator (a second gateway waits up to 300 s).", lockLabels...)
+	lockBlockingDesc = newDesc("lock_blocking_start",
+		"1 for each state that blocks the gateway's next start, by why: reclaim_guard_stuck (a *.lock.reclaim left behind), held_by_non_gateway (a live holder with another role), coordinator_held_by_non_gateway. Absent when nothing blocks.",
+		"gateway", "path", "why")
 )
+
+// lockCollectorName is this collector's name in
+// clawdbot_exporter_items_dropped_total.
+const lockCollectorName = "lock"
 
 type lockCollector struct {
 	fs      procfs.FS
 	targets func() []gateway.Target
 	extra   []string
 	logger  *slog.Logger
+	// dropped counts what the scan's per-directory caps cut.
+	dropped *dropCounter
 }
 
 func newLockCollector(cfg Config, logger *slog.Logger) (Collector, error) {
@@ -54,7 +80,8 @@ func newLockCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lockCollector{fs: fs, targets: cfg.targets(), extra: cfg.LockDirs, logger: logger}, nil
+	return &lockCollector{fs: fs, targets: cfg.targets(), extra: cfg.LockDirs, logger: logger,
+		dropped: newDropCounter(lockCollectorName, lockfile.DroppedLockFiles, lockfile.DroppedDirEntries)}, nil
 }
 
 func newProcFS(path string) (procfs.FS, error) {
@@ -65,22 +92,35 @@ func newProcFS(path string) (procfs.FS, error) {
 	if err != nil {
 		return fs, fmt.Errorf("procfs at %s: %w", path, err)
 	}
+	procRoots.Store(fs, path)
 	return fs, nil
 }
 
 func (c *lockCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	targets := scrapeTargets(ctx, c.targets)
-	locks := scrapeLocks(ctx, c.fs, targets, c.extra)
+	res := scrapeLockScan(ctx, c.fs, targets, c.extra)
+	for kind, n := range res.Dropped {
+		c.dropped.add(kind, n)
+		c.logger.Debug("lock scan cut", "kind", kind, "dropped", n)
+	}
+	defer c.dropped.collect(ch)
 	now := time.Now()
 	found := map[string]bool{}
 	labels := map[string]bool{} // path labels sent: distinct paths can sanitise alike
-	for _, l := range locks {
-		path := labelValue(l.Path)
-		if labels[path] {
-			c.logger.Debug("lock path reported already under the same label", "path", l.Path, "label", path)
+	label := func(p string) (string, bool) {
+		l := labelValue(p)
+		if labels[l] {
+			c.logger.Debug("lock path reported already under the same label", "path", p, "label", l)
+			return "", false
+		}
+		labels[l] = true
+		return l, true
+	}
+	for _, l := range res.Locks {
+		path, ok := label(l.Path)
+		if !ok {
 			continue
 		}
-		labels[path] = true
 		found[l.Gateway] = true
 		g := func(d *prometheus.Desc, v float64, extra ...string) {
 			ch <- newMetric(d, prometheus.GaugeValue, v, append([]string{l.Gateway, path}, extra...)...)
@@ -99,9 +139,42 @@ func (c *lockCollector) Update(ctx context.Context, ch chan<- prometheus.Metric)
 		g(lockVolatileDesc, boolValue(l.FS.Volatile))
 		g(lockNetworkDesc, boolValue(l.FS.Network))
 		g(lockFSDesc, 1, l.FS.Type)
+		g(lockInfoDesc, 1, l.Kind, orUnknown(l.Product), orUnknown(l.Role))
+		g(lockOwnerIDDesc, boolValue(l.HasOwnerID))
+		if l.Port > 0 {
+			g(lockPortDesc, float64(l.Port))
+		}
 		if l.State == lockfile.OwnerUnknown {
 			c.logger.Debug("lock owner unknown", "path", l.Path, "why", l.Why)
 		}
+	}
+	for _, gd := range res.Guards {
+		path, ok := label(gd.Path)
+		if !ok {
+			continue
+		}
+		ch <- newMetric(lockGuardAgeDesc, prometheus.GaugeValue, gd.Age(now).Seconds(), gd.Gateway, path)
+		ch <- newMetric(lockGuardReclaimingDesc, prometheus.GaugeValue, boolValue(gd.Reclaiming), gd.Gateway, path)
+	}
+	for _, co := range res.Coordinators {
+		path, ok := label(co.Path)
+		if !ok {
+			continue
+		}
+		ch <- newMetric(lockCoordHeldDesc, prometheus.GaugeValue, boolValue(co.HolderPID > 0), co.Gateway, path)
+		if co.HolderPID > 0 {
+			ch <- newMetric(lockCoordPIDDesc, prometheus.GaugeValue, float64(co.HolderPID), co.Gateway, path)
+		}
+		ch <- newMetric(lockCoordWaitersDesc, prometheus.GaugeValue, float64(co.Waiters), co.Gateway, path)
+	}
+	for _, b := range res.Blocking() {
+		// Its path was reported above under the same label.
+		ch <- newMetric(lockBlockingDesc, prometheus.GaugeValue, 1, b.Gateway, labelValue(b.Path), b.Why)
+		c.logger.Debug("lock state blocks the next start", "gateway", b.Gateway, "path", b.Path, "why", b.Why, "detail", b.Detail)
+	}
+	if res.Err != nil {
+		// A scan cut short proves no lock absent.
+		return fmt.Errorf("lock scan cut short: %w", res.Err)
 	}
 	// A configured gateway without a lock is not running (or runs with
 	// CLAWDBOT_ALLOW_MULTI_GATEWAY=1): say so at the path it would use.
@@ -111,6 +184,13 @@ func (c *lockCollector) Update(ctx context.Context, ch chan<- prometheus.Metric)
 		}
 	}
 	return ctx.Err()
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 // expectedLockPath is where the target's gateway would put its lock,

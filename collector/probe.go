@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -29,8 +32,11 @@ var (
 	failingDesc = newDesc("probe_failing",
 		"1 for the reason the last probe failed with, 0 for the other reasons; all 0 when it succeeded.", "gateway", "reason")
 	infoDesc = newDesc("gateway_info",
-		"The gateway's product (clawdbot for protocol 3, openclaw for protocol 4), protocol and version (empty when the gateway reports none).",
-		"gateway", "product", "protocol", "version")
+		"The gateway's product (clawdbot for protocol 3, openclaw for protocol 4), protocol, version and build id (empty when the gateway reports none).",
+		"gateway", "product", "protocol", "version", "build_id")
+	restartsDesc = newDesc("gateway_restarts_total",
+		"Restarts of the gateway this exporter has observed: a new hello-ok bootId (openclaw restarts inside its process), a new process start time, or an uptime that went down; several signs of one restart count once.",
+		"gateway")
 	uptimeDesc = newDesc("gateway_uptime_seconds",
 		"How long the gateway process has been running, as it reports.", "gateway")
 	healthOKDesc = newDesc("health_ok",
@@ -71,8 +77,62 @@ var (
 		"Time between two logins while the gateway refuses the credentials (doubling up to 5 minutes); probes in between only check that it answers. 0 when it accepts them.",
 		"gateway")
 	httpReadyDesc = newDesc("http_ready",
-		"1 when GET /readyz answered 200 with ready:true; 0 when it answered otherwise or not at all; absent for gateways without /readyz (clawdbot).",
+		"1 when GET /readyz answered 200 with ready:true; 0 when it answered otherwise or not at all (also while a gateway that once answered it is down); absent for gateways without /readyz (clawdbot).",
 		"gateway")
+	readyCheckDesc = newDesc("http_ready_check_failing",
+		"1 for each check GET /readyz lists in failing[], 0 for the known checks it does not list (openclaw: startup-sidecars, state-database, gateway-draining, plugin-reload, internal; a failing channel by its id).",
+		"gateway", "check")
+	loopDegradedForDesc = newDesc("event_loop_degraded_duration_seconds",
+		"How long the gateway's event loop has been degraded (openclaw's degradedSinceMs, a duration); 0 when it is not.", "gateway")
+	loopReasonDesc = newDesc("event_loop_degraded_reason",
+		"1 for each reason the gateway gives for a degraded event loop (event_loop_delay, event_loop_utilization, cpu, other), 0 for the others (openclaw).",
+		"gateway", "reason")
+	loopCPUDesc = newDesc("event_loop_cpu_core_ratio",
+		"CPU the gateway process uses, in cores (can exceed 1; openclaw's eventLoop.cpuCoreRatio).", "gateway")
+	modelPendingDesc = newDesc("model_runtime_pending_agents",
+		"Agents waiting for the model runtime (openclaw).", "gateway")
+	hotReloadDesc = newDesc("hot_reload_status",
+		"1 for the gateway's config hot-reload status (active, disabled, other), 0 for the others (openclaw).", "gateway", "status")
+	heapUsedDesc = newDesc("gateway_heap_used_bytes",
+		"V8 heap in use, as the gateway reports it (openclaw status RPC, fetched at most once a minute).", "gateway")
+	heapTotalDesc = newDesc("gateway_heap_total_bytes",
+		"V8 heap allocated, as the gateway reports it (openclaw status RPC).", "gateway")
+	externalMemDesc = newDesc("gateway_external_memory_bytes",
+		"Memory of C++ objects bound to JavaScript objects, as the gateway reports it (openclaw status RPC).", "gateway")
+	tasksTrackedDesc = newDesc("tasks_tracked",
+		"Tasks in the gateway's task registry, any status (openclaw status RPC).", "gateway")
+	tasksActiveDesc = newDesc("tasks_active",
+		"Tasks queued or running (openclaw status RPC).", "gateway")
+	tasksFailuresDesc = newDesc("tasks_failures",
+		"Tasks in the registry that failed (openclaw status RPC).", "gateway")
+	tasksLostDesc = newDesc("tasks_lost",
+		"Tasks in the registry whose runner was lost (openclaw status RPC).", "gateway")
+	tasksTimedOutDesc = newDesc("tasks_timed_out",
+		"Tasks in the registry that timed out (openclaw status RPC).", "gateway")
+	taskAuditWarningsDesc = newDesc("task_audit_warnings",
+		"Warnings of the gateway's task audit (stale, inconsistent tasks; openclaw status RPC).", "gateway")
+	taskAuditErrorsDesc = newDesc("task_audit_errors",
+		"Errors of the gateway's task audit (openclaw status RPC).", "gateway")
+	statusAgeDesc = newDesc("status_age_seconds",
+		"Age of the status RPC payload the status metrics come from (fetched at most once a minute per gateway; openclaw).", "gateway")
+)
+
+// probeCollectorName is this collector's name in
+// clawdbot_exporter_items_dropped_total.
+const probeCollectorName = "probe"
+
+// DefaultMaxItemsPerKind caps the channels, the accounts and the agents of
+// one gateway's payload that get series: far above a real gateway, far
+// below what would bloat /metrics (100k channels gave 9.6 MB).
+const DefaultMaxItemsPerKind = 500
+
+// Checks openclaw 2026.9.6's /readyz can list (a failing channel is listed
+// by its id, capped like channels).
+var knownReadyChecks = []string{"startup-sidecars", "state-database", "gateway-draining", "plugin-reload", "internal"}
+
+var (
+	loopReasons     = []string{"event_loop_delay", "event_loop_utilization", "cpu"}
+	hotReloadStates = []string{"active", "disabled"}
 )
 
 func newDesc(name, help string, labels ...string) *prometheus.Desc {
@@ -88,6 +148,10 @@ type probeCollector struct {
 	mu       sync.Mutex
 	failures map[string]map[prober.Reason]float64
 	last     map[string]prober.Reason // "" = up; for logging state changes
+	// maxItems caps the channels, accounts and agents exported per
+	// gateway; dropped counts what the cap cut.
+	maxItems int
+	dropped  *dropCounter
 }
 
 func newProbeCollector(cfg Config, logger *slog.Logger) (Collector, error) {
@@ -102,6 +166,11 @@ func newProbeCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 		log:      cfg.ProbeLog,
 		failures: map[string]map[prober.Reason]float64{},
 		last:     map[string]prober.Reason{},
+		maxItems: cfg.ProbeMaxItems,
+		dropped:  newDropCounter(probeCollectorName, "channel", "account", "agent", "duplicate_agent", "ready_check"),
+	}
+	if c.maxItems <= 0 {
+		c.maxItems = DefaultMaxItemsPerKind
 	}
 	return c, nil
 }
@@ -117,7 +186,9 @@ func (c *probeCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 			c.log.Add(summarize(t.Name, begin, res, err))
 		})
 	}
-	return g.Wait()
+	err := g.Wait()
+	c.dropped.collect(ch)
+	return err
 }
 
 func (c *probeCollector) export(ch chan<- prometheus.Metric, t gateway.Target, res *prober.Result, err error) {
@@ -148,17 +219,81 @@ func (c *probeCollector) export(ch chan<- prometheus.Metric, t gateway.Target, r
 		gauge(failingDesc, boolValue(r == reason), string(r))
 	}
 
+	restarts, _ := c.prober.Restarts(t)
+	ch <- newMetric(restartsDesc, prometheus.CounterValue, float64(restarts), name)
+
 	if h := res.Hello; h != nil {
-		gauge(infoDesc, 1, res.Product(), strconv.Itoa(h.Protocol), res.Version())
+		gauge(infoDesc, 1, res.Product(), strconv.Itoa(h.Protocol), res.Version(), res.BuildID())
 		if h.Snapshot.UptimeMs != nil {
 			gauge(uptimeDesc, *h.Snapshot.UptimeMs/1000)
 		}
 	}
-	if r := res.Ready; r != nil && (r.Answered || res.Product() == "openclaw") {
+	if r := res.Ready; r != nil {
 		gauge(httpReadyDesc, boolValue(r.Ready))
+		if r.Answered {
+			c.exportReadyChecks(gauge, r.Failing)
+		}
 	}
+	now := time.Now()
 	if res.Health != nil {
-		exportHealth(gauge, res.Health, time.Now())
+		c.exportHealth(gauge, res.Health, now)
+	}
+	if st := res.Status; st != nil {
+		exportStatus(gauge, st)
+		gauge(statusAgeDesc, max(now.Sub(res.StatusAt).Seconds(), 0))
+	}
+}
+
+// exportReadyChecks: every known check 0 or 1, and the others /readyz
+// lists (channel ids) as 1, capped.
+func (c *probeCollector) exportReadyChecks(gauge gaugeFunc, failing []string) {
+	seen := map[string]bool{}
+	for _, k := range knownReadyChecks {
+		seen[k] = true
+	}
+	var extra []string
+	for _, f := range failing {
+		if v := labelValue(f); !seen[v] {
+			seen[v] = true
+			extra = append(extra, v)
+		}
+	}
+	sort.Strings(extra)
+	if len(extra) > c.maxItems {
+		c.dropped.add("ready_check", len(extra)-c.maxItems)
+		extra = extra[:c.maxItems]
+	}
+	for _, k := range knownReadyChecks {
+		gauge(readyCheckDesc, boolValue(slices.Contains(failing, k)), k)
+	}
+	for _, k := range extra {
+		gauge(readyCheckDesc, 1, k)
+	}
+}
+
+func exportStatus(gauge gaugeFunc, st *prober.Status) {
+	opt := func(d *prometheus.Desc, v *float64) {
+		if v != nil {
+			gauge(d, *v)
+		}
+	}
+	if m := st.ProcessMemory; m != nil {
+		opt(heapUsedDesc, m.HeapUsedBytes)
+		opt(heapTotalDesc, m.HeapTotalBytes)
+		opt(externalMemDesc, m.ExternalBytes)
+	}
+	if t := st.Tasks; t != nil {
+		opt(tasksTrackedDesc, t.Total)
+		opt(tasksActiveDesc, t.Active)
+		opt(tasksFailuresDesc, t.Failures)
+		if b := t.ByStatus; b != nil {
+			opt(tasksLostDesc, b.Lost)
+			opt(tasksTimedOutDesc, b.TimedOut)
+		}
+	}
+	if a := st.TaskAudit; a != nil {
+		opt(taskAuditWarningsDesc, a.Warnings)
+		opt(taskAuditErrorsDesc, a.Errors)
 	}
 }
 
@@ -205,19 +340,35 @@ func (c *probeCollector) record(name string, reason prober.Reason, err error) {
 
 type gaugeFunc func(d *prometheus.Desc, v float64, labels ...string)
 
-func exportHealth(gauge gaugeFunc, h *prober.Health, now time.Time) {
+// exportHealth exports the health payload with at most maxItems channels,
+// accounts and agents (in sorted order, so the same ones every scrape), each
+// label set once: a payload is hostile input.
+func (c *probeCollector) exportHealth(gauge gaugeFunc, h *prober.Health, now time.Time) {
 	if h.OK != nil {
 		gauge(healthOKDesc, boolValue(*h.OK))
 	}
 	if h.HeartbeatSeconds != nil {
 		gauge(heartbeatDesc, *h.HeartbeatSeconds)
 	}
-	for id, ch := range h.Channels {
+	channels := slices.Sorted(maps.Keys(h.Channels))
+	if len(channels) > c.maxItems {
+		c.dropped.add("channel", len(channels)-c.maxItems)
+		channels = channels[:c.maxItems]
+	}
+	accountsLeft := c.maxItems
+	seen := map[[2]string]bool{}
+	for _, id := range channels {
+		ch := h.Channels[id]
 		accounts := ch.Accounts
 		if len(accounts) == 0 {
 			accounts = map[string]prober.Account{ch.AccountID: ch.Account}
 		}
-		for key, a := range accounts {
+		if accountsLeft == 0 {
+			c.dropped.add("account", len(accounts))
+			continue
+		}
+		for _, key := range slices.Sorted(maps.Keys(accounts)) {
+			a := accounts[key]
 			account := a.AccountID
 			if account == "" {
 				account = key
@@ -225,6 +376,16 @@ func exportHealth(gauge gaugeFunc, h *prober.Health, now time.Time) {
 			if account == "" {
 				account = "default"
 			}
+			labels := [2]string{labelValue(id), labelValue(account)}
+			if seen[labels] {
+				continue
+			}
+			if accountsLeft == 0 {
+				c.dropped.add("account", 1)
+				continue
+			}
+			seen[labels] = true
+			accountsLeft--
 			if a.Configured != nil {
 				gauge(channelConfiguredDesc, boolValue(*a.Configured), id, account)
 			}
@@ -239,10 +400,88 @@ func exportHealth(gauge gaugeFunc, h *prober.Health, now time.Time) {
 			}
 		}
 	}
-	for _, a := range h.Agents {
+	c.exportAgents(gauge, h.Agents, now)
+	if p := h.Plugins; p != nil {
+		if n, ok := prober.Count(p.Loaded); ok {
+			gauge(pluginsLoadedDesc, n)
+		}
+		if n, ok := prober.Count(p.Errors); ok {
+			gauge(pluginErrorsDesc, n)
+		}
+		if n, ok := prober.Count(p.Unavailable); ok {
+			gauge(pluginsUnavailableDesc, n)
+		}
+	}
+	if m := h.ModelRuntime; m != nil {
+		if m.Degraded != nil {
+			gauge(modelDegradedDesc, boolValue(*m.Degraded))
+		}
+		if n, ok := prober.Count(m.PendingAgents); ok {
+			gauge(modelPendingDesc, n)
+		}
+	}
+	if r := h.ConfigReload; r != nil && r.HotReloadStatus != "" {
+		other := !slices.Contains(hotReloadStates, r.HotReloadStatus)
+		for _, s := range hotReloadStates {
+			gauge(hotReloadDesc, boolValue(s == r.HotReloadStatus), s)
+		}
+		gauge(hotReloadDesc, boolValue(other), "other")
+	}
+	if l := h.EventLoop; l != nil {
+		if l.DelayP99Ms != nil {
+			gauge(loopP99Desc, *l.DelayP99Ms/1000)
+		}
+		if l.DelayMaxMs != nil {
+			gauge(loopMaxDesc, *l.DelayMaxMs/1000)
+		}
+		if l.Utilization != nil {
+			gauge(loopUtilDesc, *l.Utilization)
+		}
+		if l.Degraded != nil {
+			gauge(loopDegradedDesc, boolValue(*l.Degraded))
+			since := 0.0
+			if *l.Degraded && l.DegradedSinceMs != nil && *l.DegradedSinceMs > 0 {
+				since = *l.DegradedSinceMs / 1000
+			}
+			gauge(loopDegradedForDesc, since)
+		}
+		if l.CPUCoreRatio != nil {
+			gauge(loopCPUDesc, *l.CPUCoreRatio)
+		}
+		if l.Reasons != nil || l.Degraded != nil {
+			other := false
+			for _, r := range l.Reasons {
+				other = other || !slices.Contains(loopReasons, r)
+			}
+			for _, r := range loopReasons {
+				gauge(loopReasonDesc, boolValue(slices.Contains(l.Reasons, r)), r)
+			}
+			gauge(loopReasonDesc, boolValue(other), "other")
+		}
+	}
+}
+
+// exportAgents exports each agent id once: a duplicate id (the first one
+// in the payload's order wins, the others are counted as dropped) would
+// otherwise fail the scrape with a duplicate series.
+func (c *probeCollector) exportAgents(gauge gaugeFunc, agents []prober.Agent, now time.Time) {
+	seen := map[string]bool{}
+	kept := 0
+	for _, a := range agents {
 		if a.AgentID == "" {
 			continue
 		}
+		id := labelValue(a.AgentID)
+		if seen[id] {
+			c.dropped.add("duplicate_agent", 1)
+			continue
+		}
+		if kept == c.maxItems {
+			c.dropped.add("agent", 1)
+			continue
+		}
+		seen[id] = true
+		kept++
 		if hb := a.Heartbeat; hb != nil {
 			switch {
 			case hb.Enabled != nil && !*hb.Enabled:
@@ -260,34 +499,6 @@ func exportHealth(gauge gaugeFunc, h *prober.Health, now time.Time) {
 		}
 		if age, ok := lastActivityAge(s.Recent, now); ok {
 			gauge(agentActivityDesc, age, a.AgentID)
-		}
-	}
-	if p := h.Plugins; p != nil {
-		if n, ok := prober.Count(p.Loaded); ok {
-			gauge(pluginsLoadedDesc, n)
-		}
-		if n, ok := prober.Count(p.Errors); ok {
-			gauge(pluginErrorsDesc, n)
-		}
-		if n, ok := prober.Count(p.Unavailable); ok {
-			gauge(pluginsUnavailableDesc, n)
-		}
-	}
-	if m := h.ModelRuntime; m != nil && m.Degraded != nil {
-		gauge(modelDegradedDesc, boolValue(*m.Degraded))
-	}
-	if l := h.EventLoop; l != nil {
-		if l.DelayP99Ms != nil {
-			gauge(loopP99Desc, *l.DelayP99Ms/1000)
-		}
-		if l.DelayMaxMs != nil {
-			gauge(loopMaxDesc, *l.DelayMaxMs/1000)
-		}
-		if l.Utilization != nil {
-			gauge(loopUtilDesc, *l.Utilization)
-		}
-		if l.Degraded != nil {
-			gauge(loopDegradedDesc, boolValue(*l.Degraded))
 		}
 	}
 }

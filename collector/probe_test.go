@@ -200,7 +200,7 @@ func TestProbeUp(t *testing.T) {
 }
 
 // checkConnectParams asserts what the probe sends: the exact connect the
-// real gateways accept (gateway.md §2).
+// real gateways accept (docs/protocol.md#connect-params).
 func checkConnectParams(t *testing.T, srv *gt.Server, target gateway.Target) {
 	t.Helper()
 	params := srv.ConnectParams()
@@ -227,8 +227,13 @@ func checkConnectParams(t *testing.T, srv *gt.Server, target gateway.Target) {
 	if target.Token != "" && p.Auth["token"] != target.Token.Reveal() {
 		t.Errorf("token = %q", p.Auth["token"])
 	}
-	if got := srv.Methods(); strings.Join(got, ",") != "connect,health" {
-		t.Errorf("methods = %v, want connect,health", got)
+	// openclaw: status too (read-only, at most once a minute).
+	want := "connect,health"
+	if srv.Options().Protocol >= 4 {
+		want += ",status"
+	}
+	if got := srv.Methods(); strings.Join(got, ",") != want {
+		t.Errorf("methods = %v, want %s", got, want)
 	}
 }
 

@@ -39,6 +39,12 @@ var (
 		"File descriptor limit of the gateway process.", "gateway")
 	procThreadsDesc = newDesc("process_threads",
 		"Threads of the gateway process.", "gateway")
+	procTreeRSSDesc = newDesc("process_tree_resident_memory_bytes",
+		"Resident memory of the gateway process and its descendants (openclaw's spawn broker and SQLite worker); the memory alerts use it.", "gateway")
+	procTreeAnonDesc = newDesc("process_tree_resident_memory_anon_bytes",
+		"Anonymous resident memory of the gateway process and its descendants.", "gateway")
+	procTreeCountDesc = newDesc("process_tree_processes",
+		"Processes in the gateway's process tree, itself included (at most 256 are walked).", "gateway")
 	procLimitDesc = newDesc("process_memory_limit_bytes",
 		"Memory ceilings of the gateway process: kind cgroup (the lowest memory limit on its cgroups) or v8_heap (--max-old-space-size).",
 		"gateway", "kind")
@@ -109,6 +115,14 @@ func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 		if status, err := p.NewStatus(); err == nil {
 			g(procRSSAnonDesc, float64(status.RssAnon))
 			g(procRSSFileDesc, float64(status.RssFile))
+		}
+		if tree, err := process.TreeOf(c.fs, c.procfs, p.Proc); err == nil {
+			g(procTreeRSSDesc, float64(tree.RSS))
+			g(procTreeAnonDesc, float64(tree.RSSAnon))
+			g(procTreeCountDesc, float64(tree.Processes))
+			if tree.Truncated {
+				c.logger.Debug("gateway process tree truncated", "gateway", t.Name, "pid", p.PID, "processes", tree.Processes)
+			}
 		}
 		if n, err := p.FileDescriptorsLen(); err == nil {
 			g(procFDsDesc, float64(n))

@@ -18,7 +18,7 @@ type scrapeState struct {
 	targets []gateway.Target
 
 	locksOnce sync.Once
-	locks     []lockfile.Lock
+	locks     lockfile.Result
 }
 
 type scrapeKey struct{}
@@ -36,14 +36,33 @@ func scrapeTargets(ctx context.Context, own func() []gateway.Target) []gateway.T
 	return own()
 }
 
-// scrapeLocks scans the lock directories of the scrape's targets once per
-// scrape.
+// scrapeLocks are the locks of scrapeLockScan.
 func scrapeLocks(ctx context.Context, fs procfs.FS, targets []gateway.Target, extra []string) []lockfile.Lock {
-	scan := func() []lockfile.Lock { return lockfile.Scan(fs, lockfile.AllDirs(targets, extra), targets) }
+	return scrapeLockScan(ctx, fs, targets, extra).Locks
+}
+
+// scrapeLockScan scans the lock directories of the scrape's targets once
+// per scrape, bounded by the scrape's context: a scan cut by the deadline
+// stops there (Err set) instead of running on after the scrape returned.
+func scrapeLockScan(ctx context.Context, fs procfs.FS, targets []gateway.Target, extra []string) lockfile.Result {
+	scan := func() lockfile.Result {
+		return lockfile.ScanContext(ctx, fs, lockfile.AllDirs(targets, extra), targets, lockfile.Options{ProcRoot: procRootOf(fs)})
+	}
 	st, ok := ctx.Value(scrapeKey{}).(*scrapeState)
 	if !ok {
 		return scan()
 	}
 	st.locksOnce.Do(func() { st.locks = scan() })
 	return st.locks
+}
+
+// procRoots maps each procfs.FS made by newProcFS to its mount point,
+// which procfs.FS does not expose and the lock scan needs for /proc/locks.
+var procRoots sync.Map
+
+func procRootOf(fs procfs.FS) string {
+	if p, ok := procRoots.Load(fs); ok {
+		return p.(string)
+	}
+	return procfs.DefaultMountPoint
 }

@@ -19,16 +19,29 @@ func init() {
 
 var (
 	sessionLabels      = []string{"gateway", "agent"}
-	sessionStoreDesc   = newDesc("session_store_sessions", "Entries in the agent's sessions.json.", sessionLabels...)
-	sessionBytesDesc   = newDesc("session_store_transcript_bytes", "Total size of the agent's session transcripts.", sessionLabels...)
+	sessionStoreDesc   = newDesc("session_store_sessions", "Sessions in the agent's store: entries of sessions.json (clawdbot), rows of session_nodes (openclaw).", sessionLabels...)
+	sessionBytesDesc   = newDesc("session_store_transcript_bytes", "Total size of the agent's session transcripts (openclaw: uncompressed size of the current windows' events).", sessionLabels...)
 	sessionLargestDesc = newDesc("session_store_largest_transcript_bytes",
 		"Size of the agent's largest session transcript.", sessionLabels...)
 	sessionLinesDesc = newDesc("session_store_largest_transcript_lines",
-		"Lines in the agent's largest session transcript: its history length.", sessionLabels...)
+		"Lines in the agent's largest session transcript: its history length (openclaw: events).", sessionLabels...)
 	sessionUpdateDesc = newDesc("session_store_last_update_timestamp_seconds",
-		"Newest updatedAt in the agent's sessions.json.", sessionLabels...)
+		"Newest updatedAt of the agent's sessions.", sessionLabels...)
 	sessionErrorsDesc = newDesc("session_store_read_errors",
 		"Session files that could not be read or parsed in the last scan.", sessionLabels...)
+	sessionInfoDesc = newDesc("session_store_info",
+		"The agent's session store: format json (clawdbot's sessions.json) or sqlite (openclaw's openclaw-agent.sqlite).",
+		"gateway", "agent", "format")
+	sessionFileDesc = newDesc("session_store_file_bytes",
+		"Size on disk of the agent's openclaw session store: file database, wal, shm, or archive (the transcript archives in its sessions dir).",
+		"gateway", "agent", "file")
+	sessionSchemaDesc = newDesc("session_store_schema_version",
+		"schema_meta.schema_version of the agent's openclaw session database; a version the exporter does not know is a read error.", sessionLabels...)
+	sessionDeniedDesc = newDesc("session_store_permission_denied",
+		"1 when the exporter may not read the agent's openclaw session database (0600 files: run it as the gateway's user or root).", sessionLabels...)
+	sessionProgressDesc = newDesc("session_store_scan_progress_ratio",
+		"Share done of the running read of the agent's openclaw session database; 1 when none runs. While the first read runs, no session numbers are exported.",
+		sessionLabels...)
 )
 
 type sessionsTarget struct {
@@ -36,9 +49,9 @@ type sessionsTarget struct {
 	scanner        *sessionstore.Scanner
 }
 
-// sessionsCollector reads clawdbot's session stores from each gateway's
-// state directory. openclaw keeps its sessions in SQLite, which it leaves
-// alone: the probe collector has openclaw's counts from the health payload.
+// sessionsCollector reads the session stores in each gateway's state
+// directory: clawdbot's sessions.json and transcripts, openclaw's SQLite
+// database (read-only, in the background when a read outlasts the scrape).
 type sessionsCollector struct {
 	targets func() []gateway.Target
 	logger  *slog.Logger
@@ -65,6 +78,7 @@ func (c *sessionsCollector) stores(ctx context.Context) []sessionsTarget {
 		s := c.scanners[key]
 		if s == nil {
 			s = sessionstore.NewScanner()
+			s.SetLogger(c.logger)
 			c.scanners[key] = s
 		}
 		out = append(out, sessionsTarget{name: t.Name, stateDir: t.StateDir, scanner: s})
@@ -92,7 +106,7 @@ func (c *sessionsCollector) Update(ctx context.Context, ch chan<- prometheus.Met
 			}
 			for _, a := range agents {
 				if a.Errors > 0 {
-					c.logger.Debug("unreadable session files", "gateway", t.name, "agent", a.Agent, "errors", a.Errors)
+					c.logger.Debug("unreadable session files", "gateway", t.name, "agent", a.Agent, "format", a.Format, "errors", a.Errors)
 				}
 				exportAgentSessions(ch, t.name, a)
 			}
@@ -107,12 +121,38 @@ func exportAgentSessions(ch chan<- prometheus.Metric, gw string, a sessionstore.
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- newMetric(d, prometheus.GaugeValue, v, gw, a.Agent)
 	}
-	gauge(sessionStoreDesc, float64(a.Sessions))
-	gauge(sessionBytesDesc, float64(a.TranscriptBytes))
-	gauge(sessionLargestDesc, float64(a.LargestBytes))
-	gauge(sessionLinesDesc, float64(a.LargestLines))
-	if !a.LastUpdate.IsZero() {
-		gauge(sessionUpdateDesc, float64(a.LastUpdate.UnixMilli())/1000)
+	format := a.Format
+	if format == "" {
+		format = "json"
+	}
+	ch <- newMetric(sessionInfoDesc, prometheus.GaugeValue, 1, gw, a.Agent, format)
+	if !a.NoCounts {
+		gauge(sessionStoreDesc, float64(a.Sessions))
+		gauge(sessionBytesDesc, float64(a.TranscriptBytes))
+		gauge(sessionLargestDesc, float64(a.LargestBytes))
+		gauge(sessionLinesDesc, float64(a.LargestLines))
+		if !a.LastUpdate.IsZero() {
+			gauge(sessionUpdateDesc, float64(a.LastUpdate.UnixMilli())/1000)
+		}
 	}
 	gauge(sessionErrorsDesc, float64(a.Errors))
+	if a.Format != "sqlite" {
+		return
+	}
+	gauge(sessionDeniedDesc, boolValue(a.PermissionDenied))
+	gauge(sessionProgressDesc, a.Progress)
+	if a.SchemaVersion > 0 {
+		gauge(sessionSchemaDesc, float64(a.SchemaVersion))
+	}
+	if f := a.Files; f != nil {
+		file := func(name string, have bool, v int64) {
+			if have {
+				ch <- newMetric(sessionFileDesc, prometheus.GaugeValue, float64(v), gw, a.Agent, name)
+			}
+		}
+		file("database", f.HaveDatabase, f.Database)
+		file("wal", f.HaveWAL, f.WAL)
+		file("shm", f.HaveSHM, f.SHM)
+		file("archive", f.HaveArc, f.Archive)
+	}
 }

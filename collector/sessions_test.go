@@ -52,7 +52,7 @@ func TestSessionsCollector(t *testing.T) {
 			name:    "fixture",
 			targets: []gateway.Target{{Name: "gw", URL: gateway.DefaultURL, StateDir: sessionsFixture}},
 			success: 1,
-			series:  6 + 5,
+			series:  7 + 6 + 11, // main, ops (no updatedAt), oc (openclaw)
 			samples: []sample{
 				{"clawdbot_session_store_sessions", agent("gw", "main"), 4},
 				{"clawdbot_session_store_transcript_bytes", agent("gw", "main"), 1030},
@@ -65,7 +65,21 @@ func TestSessionsCollector(t *testing.T) {
 				{"clawdbot_session_store_largest_transcript_lines", agent("gw", "ops"), 2},
 				{"clawdbot_session_store_last_update_timestamp_seconds", agent("gw", "ops"), -1},
 				{"clawdbot_session_store_read_errors", agent("gw", "ops"), 1},
-				{"clawdbot_session_store_sessions", agent("gw", "oc"), -1},
+				{"clawdbot_session_store_info", map[string]string{"gateway": "gw", "agent": "main", "format": "json"}, 1},
+				// openclaw's SQLite store (gateway/sessionstore TestSQLiteFixture).
+				{"clawdbot_session_store_sessions", agent("gw", "oc"), 2},
+				{"clawdbot_session_store_transcript_bytes", agent("gw", "oc"), 5600},
+				{"clawdbot_session_store_largest_transcript_bytes", agent("gw", "oc"), 5500},
+				{"clawdbot_session_store_largest_transcript_lines", agent("gw", "oc"), 3},
+				{"clawdbot_session_store_last_update_timestamp_seconds", agent("gw", "oc"), 1795578289.438},
+				{"clawdbot_session_store_read_errors", agent("gw", "oc"), 0},
+				{"clawdbot_session_store_info", map[string]string{"gateway": "gw", "agent": "oc", "format": "sqlite"}, 1},
+				{"clawdbot_session_store_schema_version", agent("gw", "oc"), 23},
+				{"clawdbot_session_store_permission_denied", agent("gw", "oc"), 0},
+				{"clawdbot_session_store_scan_progress_ratio", agent("gw", "oc"), 1},
+				{"clawdbot_session_store_file_bytes", map[string]string{"gateway": "gw", "agent": "oc", "file": "database"}, 655360},
+				{"clawdbot_session_store_file_bytes", map[string]string{"gateway": "gw", "agent": "oc", "file": "wal"}, -1},
+				{"clawdbot_session_store_permission_denied", agent("gw", "main"), -1},
 				{"clawdbot_session_store_sessions", agent("gw", "nostore"), -1},
 			},
 		},
@@ -78,7 +92,7 @@ func TestSessionsCollector(t *testing.T) {
 				{Name: "nostate", URL: gateway.DefaultURL},
 			},
 			success: 1,
-			series:  11,
+			series:  24,
 			samples: []sample{
 				{"clawdbot_session_store_sessions", agent("a", "main"), 4},
 				{"clawdbot_session_store_sessions", map[string]string{"gateway": "missing"}, -1},
@@ -97,7 +111,7 @@ func TestSessionsCollector(t *testing.T) {
 				{Name: "ok", URL: gateway.DefaultURL, StateDir: sessionsFixture},
 			},
 			success: 0,
-			series:  11, // the other gateway's are kept
+			series:  24, // the other gateway's are kept
 			samples: []sample{
 				{"clawdbot_session_store_sessions", agent("ok", "main"), 4},
 			},
@@ -150,7 +164,8 @@ func TestSessionsWithProbe(t *testing.T) {
 	if v, ok := res.value("clawdbot_session_store_sessions", map[string]string{"gateway": "gw", "agent": "main"}); !ok || v != 4 {
 		t.Errorf("clawdbot_session_store_sessions = %v (%v), want 4", v, ok)
 	}
-	for _, d := range []*prometheus.Desc{sessionStoreDesc, sessionBytesDesc, sessionLargestDesc, sessionLinesDesc, sessionUpdateDesc, sessionErrorsDesc} {
+	for _, d := range []*prometheus.Desc{sessionStoreDesc, sessionBytesDesc, sessionLargestDesc, sessionLinesDesc, sessionUpdateDesc, sessionErrorsDesc,
+		sessionInfoDesc, sessionFileDesc, sessionSchemaDesc, sessionDeniedDesc, sessionProgressDesc} {
 		for _, probe := range []*prometheus.Desc{agentSessionsDesc, agentActivityDesc, agentHeartbeatDesc} {
 			if fqName(d) == fqName(probe) {
 				t.Errorf("%s clashes with the probe collector", fqName(d))
@@ -185,8 +200,8 @@ func TestSessionsCollectorDeadline(t *testing.T) {
 	if len(ch) != 0 {
 		t.Errorf("Update with an ended context sent %d metrics, want none", len(ch))
 	}
-	if err := c.Update(context.Background(), ch); err != nil || len(ch) != 11 {
-		t.Errorf("Update = %v with %d metrics, want 11", err, len(ch))
+	if err := c.Update(context.Background(), ch); err != nil || len(ch) != 24 {
+		t.Errorf("Update = %v with %d metrics, want 24", err, len(ch))
 	}
 }
 

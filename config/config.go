@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -152,7 +153,7 @@ func parse(b []byte, f *File) error {
 	if err := dec.Decode(f); errors.Is(err, io.EOF) {
 		return err
 	} else if err != nil {
-		return yamlError(err)
+		return yamlError(b, err)
 	}
 	seen := map[string]bool{}
 	for i, g := range f.Gateways {
@@ -168,13 +169,48 @@ func parse(b []byte, f *File) error {
 }
 
 // yamlError flattens yaml.v3's multi-line type errors into one line, so
-// that a logfmt log keeps them readable.
-func yamlError(err error) error {
+// that a logfmt log keeps them readable, and corrects the line of a syntax
+// error: yaml.v3 reports the (0-based) line where the enclosing block began,
+// not the line of the problem (an indentation error on line 4 came out as
+// "line 1").
+func yamlError(b []byte, err error) error {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		return errors.New(strings.Join(te.Errors, "; "))
 	}
+	m := yamlSyntax.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	if line := syntaxErrorLine(b, m[2]); line > 0 {
+		return fmt.Errorf("yaml: line %d: %s", line, m[2])
+	}
 	return err
+}
+
+var yamlSyntax = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxErrorLine is the first line n such that the document's first n
+// lines fail with the same problem: where the problem is. 0 when there is
+// none, or the document is too long to search.
+func syntaxErrorLine(b []byte, problem string) int {
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	if len(lines) > 2000 {
+		return 0
+	}
+	prefix := make([]byte, 0, len(b))
+	for i, l := range lines {
+		prefix = append(prefix, l...)
+		var n yaml.Node
+		err := yaml.Unmarshal(prefix, &n)
+		if err == nil {
+			continue
+		}
+		if m := yamlSyntax.FindStringSubmatch(err.Error()); m != nil && m[2] == problem {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // resolve turns gateway settings into targets and notes which files to

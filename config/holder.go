@@ -99,14 +99,13 @@ func (h *Holder) Reload() error {
 // away, they are resolved again, without re-reading the exporter's file:
 // a sidecar that starts before its gateway picks the gateway up.
 func (h *Holder) Targets() *Snapshot {
-	s := h.cur.Load()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if time.Since(h.lastCheck) < time.Second {
 		return h.cur.Load()
 	}
 	h.lastCheck = time.Now()
-	s = h.cur.Load()
+	s := h.cur.Load()
 	changed := false
 	for _, w := range s.watched {
 		if !w.Same(fileio.StampOf(w.Path)) {

@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/config"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 const (
@@ -57,14 +58,7 @@ func need(t *testing.T, tool string) string {
 	return p
 }
 
-func missing(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and a prerequisite is missing: %s", msg)
-	}
-	t.Skip(msg)
-}
+var missing = testutil.Missing
 
 func run(t *testing.T, timeout time.Duration, env []string, name string, args ...string) (string, error) {
 	t.Helper()
@@ -442,7 +436,7 @@ func TestComposeWiring(t *testing.T) {
 		t.Fatalf("services %s and %s are required", gatewayService, exporterService)
 	}
 
-	// The guide's gateway service.
+	// The gateway service of docs/verified-versions.md#docker-advice.
 	if !gw.Init || gw.StopGrace == "" || gw.Restart == "" || gw.MemLimit == "" || gw.Deploy.Resources.Limits.Memory == "" {
 		t.Errorf("gateway: want init, stop_grace_period, restart and memory limits (mem_limit for v1, deploy.resources for v2): %+v", gw)
 	}

@@ -39,6 +39,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/deploy/kubernetes/prometheusrule"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 const (
@@ -55,10 +56,7 @@ func unitNeedTool(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %s is missing: %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
+		testutil.Missing(t, "%s: %v", name, err)
 	}
 	return p
 }

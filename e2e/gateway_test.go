@@ -110,7 +110,7 @@ func TestRealGateways(t *testing.T) {
 }
 
 // TestClawdbotPasswordMode: a password-mode clawdbot needs a placeholder
-// token beside the password (gateway.md §2).
+// token beside the password (docs/protocol.md#credentials).
 func TestClawdbotPasswordMode(t *testing.T) {
 	g := startGateway(t, "clawdbot", gatewayOpts{password: true})
 	expectUp(t, startExporter(t, nil, g.credentialArgs(t)...).scrape(t, ""))

@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,12 +17,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/metrictest"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 var (
@@ -79,10 +78,7 @@ func require(t *testing.T, ok bool, what string) {
 	if ok {
 		return
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("prerequisite missing in CI: %s", what)
-	}
-	t.Skipf("prerequisite missing: %s", what)
+	testutil.Missing(t, "%s", what)
 }
 
 func freePort(t *testing.T) int {
@@ -112,6 +108,9 @@ type Gateway struct {
 	// upReason is a failure that still means "started" (auth for a
 	// gateway whose token nobody knows).
 	upReason string
+	// zeroConfig: the harness probes it with HOME alone (no flags), as a
+	// user who set nothing would (probe_fidelity_test.go).
+	zeroConfig bool
 }
 
 func (g *Gateway) URL() string { return fmt.Sprintf("ws://127.0.0.1:%d", g.Port) }
@@ -127,6 +126,10 @@ type gatewayOpts struct {
 	// supervised runs the gateway under a restart loop, as systemd
 	// Restart=always would.
 	supervised bool
+	// tls sets gateway.tls {enabled, autoGenerate}; the harness then
+	// probes it with zero flags (wss:// and the certificate pinned from its
+	// state dir, found from its config).
+	tls bool
 }
 
 // startGateway starts a real gateway on a free loopback port with its own
@@ -151,6 +154,10 @@ func startGateway(t *testing.T, product string, o gatewayOpts) *Gateway {
 		if product == "openclaw" {
 			gw["auth"] = map[string]string{"mode": "none"}
 		}
+	}
+	if o.tls {
+		gw["tls"] = map[string]any{"enabled": true, "autoGenerate": true}
+		g.zeroConfig = true
 	}
 	doc := map[string]any{"gateway": gw, "plugins": map[string]any{"enabled": false}}
 	for k, v := range o.extra {
@@ -316,6 +323,9 @@ type probeJSON struct {
 }
 
 func (g *Gateway) probe(t *testing.T, extra ...string) probeJSON {
+	if g.zeroConfig {
+		return probeZeroConfig(t, g.Home, extra...)
+	}
 	return probeWith(t, append(g.credentialArgs(t), extra...)...)
 }
 
@@ -420,22 +430,4 @@ func (r scrapeResult) samples() string {
 }
 
 // syncBuffer collects a process's output for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.SyncBuffer

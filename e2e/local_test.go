@@ -22,6 +22,9 @@ func lockOf(r scrapeResult) (path, state string, n int) {
 		for _, lp := range m.GetLabel() {
 			l[lp.GetName()] = lp.GetValue()
 		}
+		if strings.HasSuffix(l["path"], "/gateway.state.lock") {
+			continue // openclaw's per-state-directory lock; see locks_openclaw_test.go
+		}
 		if l["gateway"] == "default" && m.GetGauge().GetValue() == 1 {
 			path, state = l["path"], l["state"]
 			n++

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-jsonnet"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil/mixinrender"
 )
 
 // noDataOnHealthyGateways are the panel queries (matched by a substring of
@@ -254,39 +254,11 @@ scrape_configs:
 	}
 }
 
-// renderMixin renders the mixin with overrides merged into it, with the
-// Makefile's MIXIN_RENDER (what `make mixin` writes).
+// renderMixin renders the mixin with overrides merged into it, as `make
+// mixin` does.
 func renderMixin(t *testing.T, overrides string) map[string]string {
 	t.Helper()
-	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var snippet string
-	for _, l := range strings.Split(string(mk), "\n") {
-		if k, v, ok := strings.Cut(l, ":="); ok && strings.TrimSpace(k) == "MIXIN_RENDER" {
-			snippet = strings.TrimSpace(v)
-		}
-	}
-	if snippet == "" {
-		t.Fatal("no MIXIN_RENDER in the Makefile")
-	}
-	snippet = strings.Replace(snippet, `import "mixin.libsonnet"`, `(import "mixin.libsonnet") + `+overrides, 1)
-	vm := jsonnet.MakeVM()
-	vm.Importer(&jsonnet.FileImporter{JPaths: []string{filepath.Join(root, "mixin")}})
-	out, err := vm.EvaluateAnonymousSnippetMulti("render.jsonnet", snippet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{}
-	for path, v := range out {
-		var s string
-		if err := json.Unmarshal([]byte(v), &s); err != nil {
-			t.Fatal(err)
-		}
-		files[path] = s + "\n"
-	}
-	return files
+	return mixinrender.Render(t, root, overrides)
 }
 
 type panelQuery struct{ title, expr string }

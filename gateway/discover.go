@@ -25,6 +25,11 @@ type Settings struct {
 	// StateDir is the gateway's state directory (sessions, openclaw's
 	// lock); empty means the config file's directory.
 	StateDir string `yaml:"state_dir"`
+	// TLSFingerprint and TLSCAFile: see Target. Without either, a gateway
+	// whose config enables gateway.tls is probed over wss:// with its own
+	// certificate pinned.
+	TLSFingerprint string `yaml:"tls_fingerprint"`
+	TLSCAFile      string `yaml:"tls_ca_file"`
 }
 
 // Resolve turns settings into a probe target. Precedence, for each of URL
@@ -40,6 +45,12 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 		t.Name = DefaultName
 	}
 	var err error
+	if s.TLSFingerprint != "" {
+		if _, err := ParseFingerprint(s.TLSFingerprint); err != nil {
+			return t, fmt.Errorf("gateway %q: %w", t.Name, err)
+		}
+	}
+	t.TLSFingerprint, t.TLSCAFile = s.TLSFingerprint, configfile.ExpandHome(s.TLSCAFile, home)
 	if s.TokenFile != "" {
 		if t.Token, err = secret.ReadFile(s.TokenFile); err != nil {
 			return t, fmt.Errorf("gateway %q: token file: %w", t.Name, err)
@@ -103,6 +114,17 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 		t.Source = "none (the gateway must accept any token)"
 	}
 
+	var tlsOn bool
+	if cfg != nil {
+		if g := cfg.TLS(); g.Enabled {
+			tlsOn = true
+			t.TLSCertFile = configfile.ExpandHome(g.CertPath, home)
+			if t.TLSCertFile == "" {
+				// Both products write autoGenerate's certificate here.
+				t.TLSCertFile = filepath.Join(t.StateDir, "gateway", "tls", "gateway-cert.pem")
+			}
+		}
+	}
 	t.URL = s.URL
 	if t.URL == "" && useEnv {
 		t.URL = env("OPENCLAW_GATEWAY_URL")
@@ -122,6 +144,9 @@ func Resolve(s Settings, env Env, home string, useEnv bool) (Target, error) {
 		t.URL = DefaultURL
 		if port > 0 && port <= 65535 {
 			t.URL = "ws://127.0.0.1:" + strconv.Itoa(port)
+		}
+		if tlsOn {
+			t.URL = "wss" + strings.TrimPrefix(t.URL, "ws")
 		}
 	}
 	if _, err := ParseURL(t.URL); err != nil {

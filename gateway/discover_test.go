@@ -223,9 +223,11 @@ func TestReadFileBoundedNeverBlocks(t *testing.T) {
 func TestParseURL(t *testing.T) {
 	tests := []struct{ in, want, err string }{
 		{in: "ws://127.0.0.1:18789", want: "ws://127.0.0.1:18789/"},
-		{in: "127.0.0.1:18789", want: "ws://127.0.0.1:18789/"},
-		{in: "http://gw:1/x", want: "ws://gw:1/x"},
-		{in: "https://gw", want: "wss://gw/"},
+		{in: "127.0.0.1:18789", err: "no scheme; use ws://127.0.0.1:18789"},
+		{in: "user:pw@gw:1", err: "no scheme"},
+		{in: "http://gw:1/x", err: "not http:// (try ws://gw:1/x)"},
+		{in: "https://gw", err: "is wss://, not https://"},
+		{in: "https://user:pw@gw", err: "not https://"},
 		{in: "", err: "empty"},
 		{in: "ws://", err: "no host"},
 		{in: "ws://user:pw@gw", err: "credentials belong"},
@@ -246,5 +248,12 @@ func TestParseURL(t *testing.T) {
 		if err != nil || u.String() != tc.want {
 			t.Errorf("%q: got %v, %v; want %s", tc.in, u, err, tc.want)
 		}
+	}
+	// A person typing a target may leave the scheme out.
+	if u, err := ParseURLWith("127.0.0.1:18789", URLOptions{BareHostPort: true}); err != nil || u.String() != "ws://127.0.0.1:18789/" {
+		t.Errorf("bare host:port with the option: %v, %v", u, err)
+	}
+	if _, err := ParseURLWith("http://gw", URLOptions{BareHostPort: true}); err == nil {
+		t.Error("http:// accepted with the option")
 	}
 }

@@ -35,14 +35,6 @@ func nested(prefix string, n int, suffix string) []byte {
 	return b.Bytes()
 }
 
-func write(t *testing.T, path string, b []byte) string {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // largestDeepConfig is the deepest config under the 4 MiB read limit:
 // `{a:` + n × `[` + n × `]` + `}`.
 const largestDeepConfig = (4<<20 - 4) / 2

@@ -81,6 +81,10 @@
 
     // Locks.
     lockStaleFor: '10m',
+    // A state that blocks the next start (clawdbot_lock_blocking_start):
+    // the exporter already waits a minute before it calls a reclaim guard
+    // stuck; a doctor run may hold the locks a few minutes.
+    lockBlockingStartFor: '5m',
     lockFilesystemFor: '1h',
     multipleLiveLocksFor: '5m',
 

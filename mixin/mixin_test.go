@@ -18,48 +18,15 @@ import (
 	"github.com/google/go-jsonnet"
 	"github.com/google/go-jsonnet/formatter"
 	"gopkg.in/yaml.v3"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil/mixinrender"
 )
 
-// renderSnippet is the Makefile's MIXIN_RENDER: the one definition of what
-// `make mixin` writes, so the test renders exactly the same.
-func renderSnippet(t *testing.T) string {
-	t.Helper()
-	mk, err := os.ReadFile("../Makefile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(mk), "\n") {
-		if k, v, ok := strings.Cut(l, ":="); ok && strings.TrimSpace(k) == "MIXIN_RENDER" {
-			return strings.TrimSpace(v)
-		}
-	}
-	t.Fatal("no MIXIN_RENDER in the Makefile")
-	return ""
-}
-
 // render evaluates the mixin, with overrides merged into it (a jsonnet
-// object, "" for none), into path -> file content as `jsonnet -S -m` writes.
+// object, "" for none), into path -> file content as `make mixin` writes.
 func render(t *testing.T, overrides string) map[string]string {
 	t.Helper()
-	snippet := renderSnippet(t)
-	if overrides != "" {
-		snippet = strings.Replace(snippet, `import "mixin.libsonnet"`, `(import "mixin.libsonnet") + `+overrides, 1)
-	}
-	vm := jsonnet.MakeVM()
-	vm.Importer(&jsonnet.FileImporter{JPaths: []string{"."}})
-	out, err := vm.EvaluateAnonymousSnippetMulti("render.jsonnet", snippet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{}
-	for path, v := range out {
-		var s string
-		if err := json.Unmarshal([]byte(v), &s); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		files[path] = s + "\n" // jsonnet -S -m ends every file with a newline
-	}
-	return files
+	return mixinrender.Render(t, "..", overrides)
 }
 
 func TestMixinRenderedFilesAreFresh(t *testing.T) {

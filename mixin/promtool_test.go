@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 // The rules are checked and unit-tested with two promtools: Prometheus 2.x
@@ -103,10 +105,7 @@ func promtools(t *testing.T) []promtoolBin {
 func (p promtoolBin) need(t *testing.T) string {
 	t.Helper()
 	if p.path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI: %s", p.name, p.hint)
-		}
-		t.Skipf("%s not found: %s", p.name, p.hint)
+		testutil.Missing(t, "%s: %s", p.name, p.hint)
 	}
 	return p.path
 }

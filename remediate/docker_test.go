@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	itest "github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 func dockerTarget(name, host string, stop time.Duration) Target {
@@ -249,11 +250,7 @@ func realDocker(t *testing.T) *client.Client {
 	defer cancel()
 	ping, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 	if err != nil {
-		msg := fmt.Sprintf("no docker daemon at %s (%v); start one with scripts/start-dockerd.sh (needs root and apt-get install -y docker.io)", c.DaemonHost(), err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		itest.Missing(t, "no docker daemon at %s (%v); start one with scripts/start-dockerd.sh (needs root and apt-get install -y docker.io)", c.DaemonHost(), err)
 	}
 	t.Logf("docker daemon at %s: API %s (client negotiated %s)", c.DaemonHost(), ping.APIVersion, c.ClientVersion())
 	return c
@@ -420,16 +417,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+var waitFor = itest.WaitFor
 
 func TestDockerRealDaemon(t *testing.T) {
 	c := realDocker(t)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,8 +20,9 @@ func (realClock) Now() time.Time { return time.Now() }
 
 // World is what the engine needs to know of, and do to, gateways.
 type World interface {
-	// ProcessAge is how long the gateway's process has run; ok is false
-	// when no process is found.
+	// ProcessAge is how long the gateway has run since its last restart of
+	// any kind (a new process, or openclaw's in-process restart); ok is
+	// false when neither is known.
 	ProcessAge(gateway string) (age time.Duration, ok bool)
 	// RemoveStaleLocks removes the gateway's locks whose owner is dead or
 	// reused, and returns their paths.
@@ -227,8 +229,12 @@ func (e *Engine) Wait() { e.inFlight.Wait() }
 
 // Handle decides on every alert of a message at once and starts the actions
 // it decides on in the background. It returns how many actions it started.
+// Every decision to act is audited on its own; skips are audited once per
+// target and reason, with their count, so that one payload of thousands of
+// alerts writes a handful of lines.
 func (e *Engine) Handle(m *Message) int {
 	started := 0
+	sk := &skips{m: map[skipKey]*skipAgg{}}
 	for _, a := range m.Alerts {
 		matched := false
 		for _, name := range e.targetNames() {
@@ -237,16 +243,47 @@ func (e *Engine) Handle(m *Message) int {
 				continue
 			}
 			matched = true
-			if e.decide(c, a) {
+			if e.decide(c, a, sk) {
 				started++
 			}
 		}
 		if !matched {
 			e.metrics.skipped.WithLabelValues("", SkipUnmatched).Inc()
-			e.audit(a, nil, "skip", SkipUnmatched)
+			sk.add(a, nil, SkipUnmatched)
 		}
 	}
+	for _, k := range sk.order {
+		g := sk.m[k]
+		e.audit(g.first, g.target, "skip", k.reason, g.n)
+	}
 	return started
+}
+
+// skips gathers one message's skip decisions by target and reason.
+type skips struct {
+	order []skipKey
+	m     map[skipKey]*skipAgg
+}
+
+type skipKey struct{ target, reason string }
+
+type skipAgg struct {
+	first  Alert
+	target *Target
+	n      int
+}
+
+func (s *skips) add(a Alert, t *Target, reason string) {
+	k := skipKey{reason: reason}
+	if t != nil {
+		k.target = t.Name
+	}
+	if g := s.m[k]; g != nil {
+		g.n++
+		return
+	}
+	s.m[k] = &skipAgg{first: a, target: t, n: 1}
+	s.order = append(s.order, k)
 }
 
 func (e *Engine) targetNames() []string {
@@ -276,10 +313,10 @@ func matches(t Target, a Alert) bool {
 
 // decide applies the safety policy, in order, and starts the action when
 // every rule lets it through.
-func (e *Engine) decide(c *targetConf, a Alert) bool {
+func (e *Engine) decide(c *targetConf, a Alert, sk *skips) bool {
 	t := c.cfg
 	if a.Status == "resolved" {
-		return e.skip(c, a, SkipResolved)
+		return e.skip(c, a, sk, SkipResolved)
 	}
 	now := e.opts.Clock.Now()
 	key := t.Name + "|" + a.Fingerprint + "|" + strconv.FormatInt(a.StartsAt.UnixNano(), 10)
@@ -309,17 +346,17 @@ func (e *Engine) decide(c *targetConf, a Alert) bool {
 	}
 	e.mu.Unlock()
 	if reason != "" {
-		return e.skip(c, a, reason)
+		return e.skip(c, a, sk, reason)
 	}
 	// The process age needs /proc: outside the lock.
 	if age, ok := e.world.ProcessAge(t.Gateway); ok && age < t.Warmup.D() {
-		return e.skip(c, a, SkipGrace)
+		return e.skip(c, a, sk, SkipGrace)
 	}
 
 	e.mu.Lock()
 	if st.busy || !e.seen[key].IsZero() { // raced with another delivery
 		e.mu.Unlock()
-		return e.skip(c, a, SkipDuplicate)
+		return e.skip(c, a, sk, SkipDuplicate)
 	}
 	e.seen[key] = now
 	st.history = append(st.history, now)
@@ -327,20 +364,20 @@ func (e *Engine) decide(c *targetConf, a Alert) bool {
 	if e.opts.DryRun {
 		e.mu.Unlock()
 		e.metrics.lastAction.WithLabelValues(t.Name).Set(float64(now.UnixNano()) / 1e9)
-		return e.skip(c, a, SkipDryRun)
+		return e.skip(c, a, sk, SkipDryRun)
 	}
 	st.busy = true
 	e.inFlight.Add(1)
 	e.mu.Unlock()
 
-	e.audit(a, &t, "act", "")
+	e.audit(a, &t, "act", "", 1)
 	go e.run(c, a, now)
 	return true
 }
 
-func (e *Engine) skip(c *targetConf, a Alert, reason string) bool {
+func (e *Engine) skip(c *targetConf, a Alert, sk *skips, reason string) bool {
 	e.metrics.skipped.WithLabelValues(c.cfg.Name, reason).Inc()
-	e.audit(a, &c.cfg, "skip", reason)
+	sk.add(a, &c.cfg, reason)
 	return false
 }
 
@@ -367,7 +404,7 @@ func (e *Engine) run(c *targetConf, a Alert, started time.Time) {
 			e.logger.Info("remediation removed stale lock", "target", t.Name, "path", p)
 		}
 		if err != nil {
-			e.logger.Warn("remediation could not remove a lock", "target", t.Name, "err", err)
+			e.logger.Warn("remediation could not remove a lock", "target", t.Name, "err", oneLine(err))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), actionTimeout(t))
@@ -395,15 +432,19 @@ func (e *Engine) run(c *targetConf, a Alert, started time.Time) {
 		d.Detail = fmt.Sprintf("up %.1f s after the action began", recovery.Seconds())
 	}
 	if err != nil {
-		d.Detail = err.Error()
+		d.Detail = oneLine(err)
 		e.remember(d)
-		args = append(args, "err", err)
+		args = append(args, "err", d.Detail)
 		e.logger.Warn("remediation", args...)
 		return
 	}
 	e.remember(d)
 	e.logger.Info("remediation", args...)
 }
+
+// oneLine is an error's text on one line: errors.Join puts each error on
+// a line of its own, which a logfmt line shows as \n escapes.
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 // safeRun runs an action; a panic in it is its error, not the exporter's
 // end.
@@ -445,10 +486,15 @@ func (e *Engine) verify(t Target, begin time.Time) (time.Duration, error) {
 	}
 }
 
-func (e *Engine) audit(a Alert, t *Target, decision, reason string) {
+// audit records a decision on n alerts like a (n > 1 only for skips) in the
+// trail and the log.
+func (e *Engine) audit(a Alert, t *Target, decision, reason string, n int) {
 	d := Decision{Time: time.Now(), AlertName: a.Labels["alertname"], Fingerprint: a.Fingerprint, Status: a.Status, Decision: decision, Reason: reason}
 	if t != nil {
 		d.Target, d.Action = t.Name, t.Action.Type
+	}
+	if n > 1 {
+		d.Detail = fmt.Sprintf("and %d more alerts of the same message with the same decision", n-1)
 	}
 	e.remember(d)
 	args := []any{"decision", decision, "alertname", a.Labels["alertname"], "fingerprint", a.Fingerprint,
@@ -458,6 +504,9 @@ func (e *Engine) audit(a Alert, t *Target, decision, reason string) {
 	}
 	if reason != "" {
 		args = append(args, "reason", reason)
+	}
+	if n > 1 {
+		args = append(args, "alerts", n, "details_of", "the first")
 	}
 	e.logger.Info("remediation decision", args...)
 }

@@ -14,19 +14,30 @@ import (
 
 func init() { registerAction("signal", newSignalAction) }
 
+// Processes is what the signal action needs of the World: the gateway's
+// live process as its lock names it, and a pid's start tick now, to tell a
+// recycled pid from the gateway. LocalWorld has them.
+type Processes interface {
+	// LockOwner is the live owner of the gateway's lock: its pid and the
+	// start tick (field 22 of /proc/<pid>/stat) the lock was checked with.
+	LockOwner(gateway string) (pid int, start uint64, err error)
+	// StartTick reads the pid's start tick now.
+	StartTick(pid int) (uint64, error)
+}
+
 type signalAction struct {
-	world     *LocalWorld
+	procs     Processes
 	gateway   string
 	sig       unix.Signal
 	killAfter time.Duration
 }
 
 func newSignalAction(t Target, w World) (Action, error) {
-	lw, ok := w.(*LocalWorld)
+	procs, ok := w.(Processes)
 	if !ok {
 		return nil, errors.New("action signal needs the local process table")
 	}
-	return &signalAction{world: lw, gateway: t.Gateway, sig: config.Signals[t.Action.Signal.Signal], killAfter: t.Action.Signal.KillAfter.D()}, nil
+	return &signalAction{procs: procs, gateway: t.Gateway, sig: config.Signals[t.Action.Signal.Signal], killAfter: t.Action.Signal.KillAfter.D()}, nil
 }
 
 // Run signals the live owner of the gateway's lock, for a supervisor
@@ -36,7 +47,7 @@ func newSignalAction(t Target, w World) (Action, error) {
 // (SIGSTOPped) process gets SIGCONT so that it can act on the signal; one
 // still alive after kill_after gets SIGKILL.
 func (s *signalAction) Run(ctx context.Context, _ Alert) error {
-	pid, start, err := s.world.owner(s.gateway)
+	pid, start, err := s.procs.LockOwner(s.gateway)
 	if err != nil {
 		return err
 	}
@@ -45,12 +56,13 @@ func (s *signalAction) Run(ctx context.Context, _ Alert) error {
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	defer func() { _ = unix.Close(fd) }()
-	p, err := s.world.FS.Proc(pid)
+	// Checked after the pidfd is open: the pidfd holds this process, so a
+	// match means the pidfd is the gateway.
+	now, err := s.procs.StartTick(pid)
 	if err != nil {
 		return fmt.Errorf("gateway process %d vanished: %w", pid, err)
 	}
-	st, err := p.Stat()
-	if err != nil || st.Starttime != start {
+	if now != start {
 		return fmt.Errorf("pid %d is no longer the gateway (start tick changed)", pid)
 	}
 	if err := unix.PidfdSendSignal(fd, s.sig, nil, 0); err != nil {
@@ -72,6 +84,22 @@ func (s *signalAction) Run(ctx context.Context, _ Alert) error {
 		return fmt.Errorf("gateway process %d did not exit after SIGKILL", pid)
 	}
 	return nil
+}
+
+// LockOwner implements Processes.
+func (w *LocalWorld) LockOwner(gateway string) (int, uint64, error) { return w.owner(gateway) }
+
+// StartTick implements Processes, through procfs.
+func (w *LocalWorld) StartTick(pid int) (uint64, error) {
+	p, err := w.FS.Proc(pid)
+	if err != nil {
+		return 0, err
+	}
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return st.Starttime, nil
 }
 
 // exited waits until the pidfd's process has exited (the pidfd turns

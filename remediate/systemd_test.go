@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 const (
@@ -34,10 +36,7 @@ func startBus(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("dbus-daemon")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("dbus-daemon is required in CI (apt-get install -y dbus): %v", err)
-		}
-		t.Skipf("dbus-daemon not installed (apt-get install -y dbus): %v", err)
+		testutil.Missing(t, "dbus-daemon (apt-get install -y dbus): %v", err)
 	}
 	conf, err := filepath.Abs("testdata/systemd/session.conf")
 	if err != nil {
@@ -87,22 +86,7 @@ func startBus(t *testing.T) string {
 	return ""
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testutil.SyncBuffer
 
 type restartCall struct{ Unit, Mode string }
 

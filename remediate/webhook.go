@@ -10,6 +10,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/logrepeat"
 )
 
 // maxBody bounds a webhook request; Alertmanager's are a few KiB.
@@ -28,13 +32,21 @@ type Handler struct {
 	Enabled func() bool
 	Metrics *Metrics
 	Logger  *slog.Logger
+
+	once    sync.Once
+	refused *logrepeat.Logger
 }
+
+// RefusalLogWindow is how long refusals of one kind are counted into one
+// log line after the first: anyone who reaches the port can send them.
+const RefusalLogWindow = time.Minute
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	code, msg, body := h.serve(r)
 	h.Metrics.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 	if code != http.StatusOK {
-		h.Logger.Warn("remediation webhook refused", "code", code, "reason", msg, "remote", r.RemoteAddr)
+		h.once.Do(func() { h.refused = logrepeat.New(h.Logger, RefusalLogWindow) })
+		h.refused.Warn(strconv.Itoa(code), "remediation webhook refused", "code", code, "reason", msg, "remote", r.RemoteAddr)
 		if code == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="clawdbot_exporter"`)
 		}

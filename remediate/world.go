@@ -37,15 +37,42 @@ func (w *LocalWorld) target(name string) (gateway.Target, error) {
 }
 
 func (w *LocalWorld) locks(t gateway.Target) []lockfile.Lock {
-	return lockfile.Scan(w.FS, lockfile.AllDirs([]gateway.Target{t}, w.LockDirs), []gateway.Target{t})
+	return w.scan(context.Background(), t).Locks
 }
 
-// ProcessAge implements World.
+// lockScanTimeout bounds one lock scan of the remediation: a flooded lock
+// directory must not hold an action.
+const lockScanTimeout = 10 * time.Second
+
+func (w *LocalWorld) scan(ctx context.Context, t gateway.Target) lockfile.Result {
+	ctx, cancel := context.WithTimeout(ctx, lockScanTimeout)
+	defer cancel()
+	ts := []gateway.Target{t}
+	return lockfile.ScanContext(ctx, w.FS, lockfile.AllDirs(ts, w.LockDirs), ts, lockfile.Options{ProcRoot: w.ProcRoot})
+}
+
+// ProcessAge implements World: the time since the gateway's last restart
+// of any kind, the younger of its process' age and the time since the
+// prober last saw it restart (openclaw restarts inside its process: same
+// pid and start time, a new bootId), so that the warm-up grace follows an
+// in-process restart too.
 func (w *LocalWorld) ProcessAge(name string) (time.Duration, bool) {
 	t, err := w.target(name)
 	if err != nil {
 		return 0, false
 	}
+	age, ok := w.processAge(t)
+	if w.Prober != nil {
+		if _, last := w.Prober.Restarts(t); !last.IsZero() {
+			if since := time.Since(last); !ok || since < age {
+				age, ok = max(since, 0), true
+			}
+		}
+	}
+	return age, ok
+}
+
+func (w *LocalWorld) processAge(t gateway.Target) (time.Duration, bool) {
 	p, err := w.finder.Find(w.FS, w.ProcRoot, t, w.locks(t))
 	if err != nil || p == nil {
 		return 0, false
@@ -61,23 +88,31 @@ func (w *LocalWorld) ProcessAge(name string) (time.Duration, bool) {
 	return time.Since(time.Unix(0, int64(start*1e9))), true
 }
 
-// RemoveStaleLocks implements World, with the locks command's safe removal.
+// RemoveStaleLocks implements World with the logic of `locks
+// --remove-stale`: the gateway's dead-owner locks and stuck reclaim guards
+// go, each judged again just before; what a live process holds stays. What
+// still blocks the start afterwards is an error.
 func (w *LocalWorld) RemoveStaleLocks(name string) ([]string, error) {
 	t, err := w.target(name)
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), lockScanTimeout)
+	defer cancel()
+	opts := lockfile.Options{ProcRoot: w.ProcRoot}
 	var removed []string
 	var errs []error
-	for _, l := range w.locks(t) {
-		if l.Gateway != name || !l.State.Stale() {
+	for _, a := range lockfile.Clear(ctx, w.FS, w.scan(ctx, t), name, opts) {
+		if a.Err != nil {
+			errs = append(errs, a.Err)
 			continue
 		}
-		if _, err := lockfile.RemoveStale(w.FS, l.Path); err != nil {
-			errs = append(errs, err)
-			continue
+		removed = append(removed, a.Path)
+	}
+	for _, b := range w.scan(ctx, t).Blocking() {
+		if b.Gateway == name {
+			errs = append(errs, fmt.Errorf("%s still blocks the start (%s): %s", b.Path, b.Why, b.Detail))
 		}
-		removed = append(removed, l.Path)
 	}
 	return removed, errors.Join(errs...)
 }
@@ -99,7 +134,7 @@ func (w *LocalWorld) owner(name string) (pid int, start uint64, err error) {
 		return 0, 0, err
 	}
 	for _, l := range w.locks(t) {
-		if l.Gateway == name && l.State == lockfile.OwnerAlive && l.StartTime != nil {
+		if l.Gateway == name && l.HeldByGateway() && l.StartTime != nil {
 			return l.PID, *l.StartTime, nil
 		}
 	}

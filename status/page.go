@@ -2,11 +2,17 @@ package status
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
@@ -16,16 +22,52 @@ import (
 // Page is the exporter's landing page: exporter-toolkit's page with, below
 // it, what a person looks at when Grafana is not at hand. Every value from a
 // gateway, a lock file or an alert goes through html/template's escaping.
+// It is served without authentication when the exporter has none, so it is
+// bounded like /metrics: a deadline on what it gathers, a cap on the rows
+// of each table (with how many more there were) and on concurrent loads.
 type Page struct {
-	head, tail  []byte
-	gateways    func() []string
-	probes      *prober.History
-	locks       func() []lockfile.Lock
-	remediation func() []remediate.Decision
+	head, tail []byte
+	src        Sources
+	lim        Limits
+	inFlight   chan struct{}
 }
 
-// NewPage wraps the toolkit's landing page. locks and remediation may be nil.
-func NewPage(landing http.Handler, gateways func() []string, probes *prober.History, locks func() []lockfile.Lock, remediation func() []remediate.Decision) (*Page, error) {
+// Sources are where the page's data comes from. Locks, Remediation and
+// Problems may be nil.
+type Sources struct {
+	Gateways func() []string
+	Probes   *prober.History
+	// Locks scans the lock files; it must stop when ctx ends. Its result
+	// is waited for until the page's deadline, and the scan keeps the
+	// load's concurrency slot until it returns.
+	Locks       func(ctx context.Context) lockfile.Result
+	Remediation func() []remediate.Decision
+	// Problems are the gateways whose own files are not usable now.
+	Problems func() []Problem
+}
+
+// Problem is one gateway whose files are not usable, and why.
+type Problem struct{ Gateway, Err string }
+
+// Limits bound one page load.
+type Limits struct {
+	// Timeout bounds the gathering; what is not there by then is reported
+	// as missing. 0 means DefaultTimeout.
+	Timeout time.Duration
+	// MaxRows per table; 0 means DefaultMaxRows.
+	MaxRows int
+	// MaxRequests in flight; 0 means no limit.
+	MaxRequests int
+}
+
+// Defaults of Limits.
+const (
+	DefaultTimeout = 5 * time.Second
+	DefaultMaxRows = 100
+)
+
+// NewPage wraps the toolkit's landing page.
+func NewPage(landing http.Handler, src Sources, lim Limits) (*Page, error) {
 	rec := httptest.NewRecorder()
 	landing.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	html := rec.Body.Bytes()
@@ -33,15 +75,33 @@ func NewPage(landing http.Handler, gateways func() []string, probes *prober.Hist
 	if rec.Code != http.StatusOK || i < 0 {
 		return nil, fmt.Errorf("landing page: unexpected answer %d", rec.Code)
 	}
-	return &Page{head: html[:i], tail: html[i:], gateways: gateways, probes: probes, locks: locks, remediation: remediation}, nil
+	if lim.Timeout <= 0 {
+		lim.Timeout = DefaultTimeout
+	}
+	if lim.MaxRows <= 0 {
+		lim.MaxRows = DefaultMaxRows
+	}
+	p := &Page{head: html[:i], tail: html[i:], src: src, lim: lim}
+	if lim.MaxRequests > 0 {
+		p.inFlight = make(chan struct{}, lim.MaxRequests)
+	}
+	return p, nil
 }
 
 type view struct {
-	Now         time.Time
-	Gateways    []gatewayView
-	Locks       []lockfile.Lock
-	LocksOn     bool
+	Now          time.Time
+	Gateways     []gatewayView
+	MoreGateways int
+	Problems     []Problem
+	MoreProblems int
+	Locks        []lockfile.Lock
+	MoreLocks    int
+	LocksOn      bool
+	// LocksCut says why the lock table is incomplete (the deadline, a
+	// directory too large), "" when it is not.
+	LocksCut    string
 	Remediation []remediate.Decision
+	MoreRem     int
 	RemOn       bool
 }
 
@@ -49,6 +109,15 @@ type gatewayView struct {
 	Name   string
 	Last   *prober.Record
 	Probes []prober.Record
+	More   int
+}
+
+// capRows keeps the first n rows and says how many more there were.
+func capRows[T any](rows []T, n int) ([]T, int) {
+	if len(rows) <= n {
+		return rows, 0
+	}
+	return rows[:n], len(rows) - n
 }
 
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -56,19 +125,67 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	v := view{Now: time.Now(), LocksOn: p.locks != nil, RemOn: p.remediation != nil}
-	for _, g := range p.gateways() {
-		gv := gatewayView{Name: g, Probes: p.probes.Recent(g)}
+	release := func() {}
+	if p.inFlight != nil {
+		select {
+		case p.inFlight <- struct{}{}:
+			var once sync.Once
+			release = func() { once.Do(func() { <-p.inFlight }) }
+		default:
+			http.Error(w, "too many concurrent status page loads", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), p.lim.Timeout)
+	defer cancel()
+	v := view{Now: time.Now(), LocksOn: p.src.Locks != nil, RemOn: p.src.Remediation != nil}
+	// The scan starts first and runs while the rest is gathered.
+	var locks chan lockfile.Result
+	if p.src.Locks != nil {
+		locks = make(chan lockfile.Result, 1)
+		go func() {
+			defer release() // the slot is held until the scan really ends
+			defer func() {
+				if v := recover(); v != nil {
+					locks <- lockfile.Result{Err: fmt.Errorf("lock scan panicked: %v", v)}
+				}
+			}()
+			locks <- p.src.Locks(ctx)
+		}()
+	} else {
+		defer release()
+	}
+	names, more := capRows(p.src.Gateways(), p.lim.MaxRows)
+	v.MoreGateways = more
+	for _, g := range names {
+		gv := gatewayView{Name: g}
+		gv.Probes, gv.More = capRows(p.src.Probes.Recent(g), p.lim.MaxRows)
 		if len(gv.Probes) > 0 {
 			gv.Last = &gv.Probes[0]
 		}
 		v.Gateways = append(v.Gateways, gv)
 	}
-	if p.locks != nil {
-		v.Locks = p.locks()
+	if p.src.Problems != nil {
+		v.Problems, v.MoreProblems = capRows(p.src.Problems(), p.lim.MaxRows)
 	}
-	if p.remediation != nil {
-		v.Remediation = p.remediation()
+	if p.src.Remediation != nil {
+		v.Remediation, v.MoreRem = capRows(p.src.Remediation(), p.lim.MaxRows)
+	}
+	if locks != nil {
+		select {
+		case res := <-locks:
+			v.Locks, v.MoreLocks = capRows(res.Locks, p.lim.MaxRows)
+			switch {
+			case errors.Is(res.Err, context.DeadlineExceeded):
+				v.LocksCut = fmt.Sprintf("the scan did not finish within %v", p.lim.Timeout)
+			case res.Err != nil:
+				v.LocksCut = res.Err.Error()
+			case len(res.Dropped) > 0:
+				v.LocksCut = "some directories hold more files than one scan reads: " + dropped(res.Dropped)
+			}
+		case <-ctx.Done():
+			v.LocksCut = fmt.Sprintf("the scan did not finish within %v", p.lim.Timeout)
+		}
 	}
 	var body bytes.Buffer
 	if err := page.Execute(&body, v); err != nil {
@@ -81,6 +198,19 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(p.tail)
 }
 
+func dropped(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%d %s not read", m[k], strings.ReplaceAll(k, "_", " "))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
 
 func ago(now, t time.Time) string {
@@ -90,11 +220,16 @@ func ago(now, t time.Time) string {
 	return now.Sub(t).Round(time.Second).String() + " ago"
 }
 
+// clip shortens s to at most 160 bytes, on a rune boundary.
 func clip(s string) string {
-	if len(s) > 160 {
-		return s[:160] + "…"
+	if len(s) <= 160 {
+		return s
 	}
-	return s
+	i := 160
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms, "ago": ago, "clip": clip}).Parse(`
@@ -108,6 +243,9 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms,
 </style>
 <div class="st">
 <h2>Gateways</h2>
+{{if .Problems}}<p>Gateway files not usable (probed all the same):</p><table><tr><th>gateway</th><th>problem</th></tr>
+{{range .Problems}}<tr><td>{{.Gateway}}</td><td>{{clip .Err}}</td></tr>
+{{end}}</table>{{if .MoreProblems}}<p class="muted">… and {{.MoreProblems}} more</p>{{end}}{{end}}
 {{range .Gateways}}
 <h3>{{.Name}}:
 {{with .Last}}{{if .Up}}<span class="up">UP</span>{{else}}<span class="down">DOWN</span> ({{.Reason}} in {{.Phase}}){{end}}
@@ -115,17 +253,19 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms,
 {{if .Probes}}<table><tr><th>time</th><th>result</th><th>reason</th><th>phase</th><th>connect ms</th><th>upgrade ms</th><th>challenge ms</th><th>hello ms</th><th>health ms</th><th>total ms</th><th>error</th></tr>
 {{range .Probes}}<tr><td>{{.Time.Format "15:04:05"}}</td><td>{{if .Up}}<span class="up">up</span>{{else}}<span class="down">down</span>{{end}}</td><td>{{.Reason}}</td><td>{{.Phase}}</td>
 {{range .Phases}}<td>{{ms .Duration}}</td>{{end}}<td>{{ms .Duration}}</td><td>{{clip .Error}}</td></tr>
-{{end}}</table>{{end}}
+{{end}}</table>{{if .More}}<p class="muted">… and {{.More}} more</p>{{end}}{{end}}
 {{end}}
+{{if .MoreGateways}}<p class="muted">… and {{.MoreGateways}} more gateways</p>{{end}}
 {{if .LocksOn}}<h2>Locks</h2>
+{{if .LocksCut}}<p class="down">Incomplete: {{.LocksCut}}.</p>{{end}}
 {{if .Locks}}<table><tr><th>state</th><th>pid</th><th>age</th><th>filesystem</th><th>gateway</th><th>path</th><th>why</th></tr>
 {{range .Locks}}<tr><td>{{if .State.Stale}}<span class="down">{{.State}}</span>{{else}}{{.State}}{{end}}</td><td>{{.PID}}</td><td>{{ago $.Now .CreatedAt}}</td>
 <td>{{.FS.Type}}{{if .FS.Volatile}} (volatile){{end}}{{if .FS.Network}} (network){{end}}</td><td>{{.Gateway}}</td><td>{{.Path}}</td><td>{{clip .Why}}</td></tr>
-{{end}}</table>{{else}}<p class="muted">No gateway lock files found.</p>{{end}}{{end}}
+{{end}}</table>{{if .MoreLocks}}<p class="muted">… and {{.MoreLocks}} more</p>{{end}}{{else}}<p class="muted">No gateway lock files found.</p>{{end}}{{end}}
 {{if .RemOn}}<h2>Remediation</h2>
 {{if .Remediation}}<table><tr><th>time</th><th>alert</th><th>fingerprint</th><th>status</th><th>target</th><th>action</th><th>decision</th><th>reason / result</th><th>detail</th></tr>
 {{range .Remediation}}<tr><td>{{.Time.Format "15:04:05"}}</td><td>{{.AlertName}}</td><td>{{.Fingerprint}}</td><td>{{.Status}}</td><td>{{.Target}}</td><td>{{.Action}}</td><td>{{.Decision}}</td>
 <td>{{if .Reason}}{{.Reason}}{{else}}{{.Result}}{{end}}</td><td>{{clip .Detail}}</td></tr>
-{{end}}</table>{{else}}<p class="muted">No webhook has arrived yet.</p>{{end}}{{end}}
+{{end}}</table>{{if .MoreRem}}<p class="muted">… and {{.MoreRem}} more</p>{{end}}{{else}}<p class="muted">No webhook has arrived yet.</p>{{end}}{{end}}
 </div>
 `))

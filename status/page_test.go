@@ -1,17 +1,20 @@
 package status
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 	"github.com/clawdbot-exporter/clawdbot_exporter/remediate"
 )
 
@@ -28,13 +31,16 @@ func TestPageEscapesAndShowsState(t *testing.T) {
 	}
 	log.Add(prober.Record{Time: now.Add(10 * time.Second), Gateway: "main", Reason: "timeout", Phase: "challenge",
 		Error: `<script>alert("gateway")</script>`})
-	locks := func() []lockfile.Lock {
-		return []lockfile.Lock{{Path: "/tmp/clawdbot-0/<b>gateway.x.lock", Gateway: "main", PID: 42, State: lockfile.OwnerDead, CreatedAt: now.Add(-time.Minute), FS: lockfile.Filesystem{Type: "tmpfs", Volatile: true}}}
+	locks := func(context.Context) lockfile.Result {
+		return lockfile.Result{Locks: []lockfile.Lock{{Path: "/tmp/clawdbot-0/<b>gateway.x.lock", Gateway: "main", PID: 42, State: lockfile.OwnerDead, CreatedAt: now.Add(-time.Minute), FS: lockfile.Filesystem{Type: "tmpfs", Volatile: true}}}}
 	}
 	rem := func() []remediate.Decision {
 		return []remediate.Decision{{Time: now, AlertName: `<img src=x onerror=alert(1)>`, Fingerprint: "f1", Status: "firing", Target: "restart-main", Action: "signal", Decision: "done", Result: "recovered", Detail: "up 4.1 s after the action began"}}
 	}
-	p, err := NewPage(landing, func() []string { return []string{"main", "other"} }, log, locks, rem)
+	problems := func() []Problem {
+		return []Problem{{Gateway: "other", Err: "config file /home/x/.openclaw/openclaw.json: not found"}}
+	}
+	p, err := NewPage(landing, Sources{Gateways: func() []string { return []string{"main", "other"} }, Probes: log, Locks: locks, Remediation: rem, Problems: problems}, Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +58,7 @@ func TestPageEscapesAndShowsState(t *testing.T) {
 		`<span class="down">DOWN</span> (timeout in challenge)`,
 		"&lt;script&gt;alert(&#34;gateway&#34;)&lt;/script&gt;",
 		"not probed yet", // the gateway without probes
-		"(volatile)", "restart-main", "recovered", "&lt;img src=x onerror=alert(1)&gt;",
+		"(volatile)", "restart-main", "openclaw.json: not found", "recovered", "&lt;img src=x onerror=alert(1)&gt;",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %q", want)
@@ -69,5 +75,107 @@ func TestPageEscapesAndShowsState(t *testing.T) {
 	p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/nope", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("/nope: %d", rec.Code)
+	}
+}
+
+func newTestPage(t *testing.T, src Sources, lim Limits) *Page {
+	t.Helper()
+	landing, err := web.NewLandingPage(web.LandingConfig{Name: "Clawdbot Exporter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Gateways == nil {
+		src.Gateways = func() []string { return nil }
+	}
+	if src.Probes == nil {
+		src.Probes = prober.NewHistory(20)
+	}
+	p, err := NewPage(landing, src, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func load(p *Page) (int, string) {
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	return rec.Code, rec.Body.String()
+}
+
+// TestPageRowCap: 100,000 lock files make a table of MaxRows rows and a
+// count of the rest, not 19 MB of HTML.
+func TestPageRowCap(t *testing.T) {
+	many := make([]lockfile.Lock, 100000)
+	for i := range many {
+		many[i] = lockfile.Lock{Path: "/tmp/clawdbot-0/gateway." + strings.Repeat("x", 40) + ".lock", State: lockfile.OwnerDead}
+	}
+	names := make([]string, 300)
+	for i := range names {
+		names[i] = "gw" + strings.Repeat("n", i%7)
+	}
+	p := newTestPage(t, Sources{
+		Gateways: func() []string { return names },
+		Locks: func(context.Context) lockfile.Result {
+			return lockfile.Result{Locks: many, Dropped: map[string]int{lockfile.DroppedLockFiles: 7}}
+		},
+	}, Limits{MaxRows: 50})
+	code, body := load(p)
+	if code != http.StatusOK {
+		t.Fatalf("%d", code)
+	}
+	if n := strings.Count(body, "gateway."+strings.Repeat("x", 40)); n != 50 {
+		t.Errorf("%d lock rows, want 50", n)
+	}
+	for _, want := range []string{"… and 99950 more", "… and 250 more gateways", "7 lock files not read"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if len(body) > 200<<10 {
+		t.Errorf("page of %d bytes", len(body))
+	}
+}
+
+// TestPageDeadlineAndConcurrency: a scan that outlives the deadline does
+// not hold the page, and keeps its load's slot until it ends, so abandoned
+// scans cannot pile up beyond MaxRequests.
+func TestPageDeadlineAndConcurrency(t *testing.T) {
+	release := make(chan struct{})
+	scans := make(chan struct{}, 10)
+	p := newTestPage(t, Sources{
+		Locks: func(context.Context) lockfile.Result {
+			scans <- struct{}{}
+			<-release // a scan that ignores its context
+			return lockfile.Result{}
+		},
+	}, Limits{Timeout: 100 * time.Millisecond, MaxRequests: 1})
+	done := make(chan string, 1)
+	go func() { _, body := load(p); done <- body }()
+	select {
+	case body := <-done:
+		if !strings.Contains(body, "Incomplete: the scan did not finish within 100ms") {
+			t.Errorf("page does not say the scan was cut:\n%s", body)
+		}
+	case <-time.After(30 * time.Second): // only a hang gets here
+		t.Fatal("the page waited for the scan")
+	}
+	if code, _ := load(p); code != http.StatusServiceUnavailable {
+		t.Errorf("second load while the first scan runs: %d, want 503", code)
+	}
+	if len(scans) != 1 {
+		t.Errorf("%d scans started, want 1", len(scans))
+	}
+	close(release)
+	testutil.WaitFor(t, "the slot's release", 10*time.Second, func() bool {
+		code, _ := load(p)
+		return code == http.StatusOK
+	})
+}
+
+func TestClipKeepsUTF8(t *testing.T) {
+	s := clip(strings.Repeat("a", 159) + "é" + strings.Repeat("b", 10))
+	if !utf8.ValidString(s) || !strings.HasSuffix(s, "a…") {
+		t.Errorf("clip: %q", s)
 	}
 }

@@ -26,6 +26,8 @@ type Config struct {
 			Token    secret.Secret `json:"token"`
 			Password secret.Secret `json:"password"`
 		} `json:"auth"`
+		// TLSRaw is gateway.tls as written; TLS reads it leniently.
+		TLSRaw json.RawMessage `json:"tls"`
 	} `json:"gateway"`
 }
 

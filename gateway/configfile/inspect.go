@@ -22,7 +22,7 @@ import (
 // This file inspects a gateway's own config file, read-only, for settings
 // that make the gateway refuse to start or expose it: the bind address
 // without auth, and keys the gateway's strict schema refuses although
-// popular guides recommend them.
+// popular guides recommend them (docs/local-state.md#schema-strictness).
 //
 // What the gateway does, checked in the npm packages clawdbot@2026.1.24-3
 // (dist/config/zod-schema*.js, dist/config/io.js, dist/config/includes.js,
@@ -54,8 +54,9 @@ import (
 //     clawdbot accepts only the modes token and password (mode "none" is an
 //     invalid config there, verified); openclaw also none and
 //     trusted-proxy, and refuses none on a non-loopback bind as well.
-//   - Mode password with no password, the stability guide's own example
-//     (mode password with only a token), is refused at start: "Gateway auth
+//   - Mode password with no password (docs/local-state.md#bind-and-auth-rules;
+//     the example in docs/verified-versions.md#configuration-examples has
+//     mode password with only a token) is refused at start: "Gateway auth
 //     is set to password, but no password is configured." (verified).
 //   - The gateway also takes the token and password from its environment
 //     (CLAWDBOT_GATEWAY_TOKEN / CLAWDBOT_GATEWAY_PASSWORD, OPENCLAW_*), and
@@ -76,7 +77,8 @@ const (
 )
 
 // KnownBadKey is a config key the gateway's strict schema refuses (the
-// gateway does not start) although guides recommend it.
+// gateway does not start) although guides recommend it
+// (docs/local-state.md#schema-strictness).
 type KnownBadKey struct {
 	// Key is the dotted path, as the gateway's error names it.
 	Key string
@@ -88,14 +90,14 @@ type KnownBadKey struct {
 // of the schema. Each entry was checked against both schemas (see above) and,
 // for clawdbot, by starting the real gateway with the key:
 //
-//   - session.historyLimit (stability guide §2 and §7): clawdbot's and
+//   - session.historyLimit (docs/verified-versions.md#configuration-examples): clawdbot's and
 //     openclaw's session schemas are strict and have no historyLimit;
 //     clawdbot exits with `session: Unrecognized key: "historyLimit"`.
-//   - reply (stability guide §2, reply.timeoutSeconds): neither root schema
+//   - reply (reply.timeoutSeconds, same examples): neither root schema
 //     has a `reply` section; clawdbot exits with `<root>: Unrecognized key:
 //     "reply"`.
 //
-// Recommended by the same guide and accepted by both schemas (clawdbot
+// Recommended by the same examples and accepted by both schemas (clawdbot
 // started with all of them): session.reset.mode "daily", session.reset.atHour,
 // session.reset.idleMinutes, logging.level, logging.consoleLevel "debug",
 // logging.consoleStyle "pretty", gateway.bind, gateway.auth.mode,
@@ -146,6 +148,14 @@ type Report struct {
 
 	// UnknownKeys are the known-bad keys present, sorted.
 	UnknownKeys []string
+	// Product is openclaw or clawdbot, from where the file lives.
+	Product string
+	// TLS: gateway.tls.enabled is true (openclaw serves wss://).
+	TLS bool
+
+	// tree is the document's shape, $include resolved, for a schema check:
+	// its objects and lists with every value dropped, so no secret stays.
+	tree map[string]any
 }
 
 // Inspect reads and inspects a gateway config file and its includes.
@@ -164,7 +174,7 @@ func inspect(path string) (*Report, []fileio.Stamp, error) {
 	if !main.Exists {
 		return nil, r.stamps, fmt.Errorf("config %s: %w", path, main.Err)
 	}
-	rep := &Report{Path: path, ModTime: main.ModTime(), Files: len(r.stamps)}
+	rep := &Report{Path: path, ModTime: main.ModTime(), Files: len(r.stamps), Product: Product(path)}
 	if err != nil {
 		return rep, r.stamps, err
 	}
@@ -173,6 +183,7 @@ func inspect(path string) (*Report, []fileio.Stamp, error) {
 		return rep, r.stamps, fmt.Errorf("config %s: the top level is not an object", path)
 	}
 	rep.fill(obj)
+	rep.tree, _ = keysOnly(obj, 0).(map[string]any)
 	return rep, r.stamps, nil
 }
 
@@ -191,6 +202,9 @@ func (rep *Report) fill(root map[string]any) {
 	}
 
 	rep.Bind = labelValue(gw["bind"], defaultBind, secrets)
+	if tls, ok := gw["tls"].(map[string]any); ok {
+		rep.TLS = tls["enabled"] == true
+	}
 	if m, present := auth["mode"]; present && m != nil {
 		rep.AuthMode = labelValue(m, invalidLabel, secrets)
 	} else {
@@ -200,11 +214,18 @@ func (rep *Report) fill(root map[string]any) {
 			rep.AuthMode = "password"
 		case rep.TokenSet:
 			rep.AuthMode = "token"
+		case rep.Product == "openclaw":
+			// openclaw's default mode is token: with no token it makes
+			// one up at each start that nobody else knows.
+			rep.AuthMode = "token"
 		default:
 			rep.AuthMode = "none"
 		}
 	}
-	rep.ExposedWithoutAuth = rep.Bind != defaultBind && rep.AuthMode == "none"
+	// openclaw's inferred token mode without a token is no better: the
+	// token it makes up is nobody's.
+	rep.ExposedWithoutAuth = rep.Bind != defaultBind &&
+		(rep.AuthMode == "none" || rep.AuthModeInferred && !rep.TokenSet && !rep.PasswordSet)
 	rep.AuthSecretMissing = rep.AuthMode == "token" && !rep.TokenSet ||
 		rep.AuthMode == "password" && !rep.PasswordSet
 
@@ -470,4 +491,42 @@ func fresh(stamps []fileio.Stamp) bool {
 		}
 	}
 	return true
+}
+
+// Product tells which product a config file is for from where it lives:
+// openclaw reads openclaw.json, and ~/.openclaw (or a profile's
+// ~/.openclaw-<p>) even under the legacy name clawdbot.json.
+func Product(path string) string {
+	if filepath.Base(path) == "openclaw.json" {
+		return "openclaw"
+	}
+	for _, dir := range strings.Split(filepath.ToSlash(filepath.Dir(path)), "/") {
+		if dir == ".openclaw" || strings.HasPrefix(dir, ".openclaw-") {
+			return "openclaw"
+		}
+	}
+	return "clawdbot"
+}
+
+// keysOnly copies a document's objects and lists, dropping every other
+// value.
+func keysOnly(v any, depth int) any {
+	if depth > fileio.MaxDepth {
+		return nil
+	}
+	switch val := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(val))
+		for k, e := range val {
+			out[k] = keysOnly(e, depth+1)
+		}
+		return out
+	case []any:
+		out := make([]any, len(val))
+		for i, e := range val {
+			out[i] = keysOnly(e, depth+1)
+		}
+		return out
+	}
+	return nil
 }

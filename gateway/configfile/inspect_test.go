@@ -32,10 +32,10 @@ func TestInspectConfig(t *testing.T) {
 		want want
 	}{
 		{file: "json5-syntax.json5", want: want{bind: "lan", mode: "token", inferred: true, token: true}},
-		// The stability guide's §2 "Configuration for Stability", verbatim.
+		// docs/verified-versions.md#configuration-examples: "Configuration for Stability", verbatim.
 		{file: "guide-stability.json", want: want{bind: "loopback", mode: "none", inferred: true,
 			unknown: []string{"reply", "session.historyLimit"}}},
-		// The stability guide's §7 "Recommended clawdbot.json additions",
+		// docs/verified-versions.md#configuration-examples: "Recommended clawdbot.json additions",
 		// verbatim: refused keys, and mode password with only a token.
 		{file: "guide-summary.json", want: want{bind: "lan", mode: "password", token: true,
 			secretMissing: true, unknown: []string{"session.historyLimit"}}},

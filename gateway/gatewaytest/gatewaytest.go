@@ -2,7 +2,8 @@
 // in the spirit of net/http/httptest.
 //
 // The fake speaks the real gateway WebSocket protocol (see
-// shared/reference/gateway.md §2-§4): it sends the connect.challenge event,
+// docs/protocol.md#handshake-sequence, #connect-params, #payloads and
+// #plain-http-on-the-gateway-port): it sends the connect.challenge event,
 // validates the connect request as strictly as the real gateways do (unknown
 // keys, client ids, protocol range, auth), answers health, serves the plain
 // HTTP endpoints, and can inject faults (stalls, garbage, restarts, dropped
@@ -92,6 +93,13 @@ const (
 	// wedged right after the challenge. Unlike FaultStallAfterChallenge,
 	// whose event loop still answers pings.
 	FaultFreezeAfterChallenge Fault = "freeze-after-challenge"
+	// FaultTrickleUpgrade answers the WebSocket upgrade (and plain HTTP)
+	// one byte every 50 ms, forever: a response that never ends, cut by
+	// the client's deadline in the middle of its status line or headers.
+	FaultTrickleUpgrade Fault = "trickle-upgrade"
+	// FaultStallStatus completes the handshake and answers health but never
+	// the status RPC.
+	FaultStallStatus Fault = "stall-status"
 )
 
 // OversizedBytes is the size of the padding in the FaultOversized frame; the
@@ -137,8 +145,20 @@ type Options struct {
 	// {"ready":false,"failing":["channels"],...}. The default (false) is a
 	// ready gateway: 200 {"ready":true,"failing":[],...}.
 	ReadyFailing bool
+	// ReadyChecks, with ReadyFailing, replaces failing[] (default
+	// ["channels"]).
+	ReadyChecks []string
 	// Health, when set, replaces the health payload (sent as is).
 	Health json.RawMessage
+	// Status, when set, replaces the status payload (sent as is).
+	Status json.RawMessage
+	// TLS serves wss:// and https:// with a self-signed certificate made at
+	// New, as openclaw's gateway.tls.autoGenerate does: CN
+	// openclaw-gateway, no IP SANs (CertPEM returns it). Fixed at New.
+	TLS bool
+	// ConfigSchema, when set, is the answer to config.schema (openclaw's
+	// own config schema), which hello-ok then advertises.
+	ConfigSchema json.RawMessage
 	// AuthThrottle, when set, delays every refused connect the way openclaw
 	// 2026.9 does for loopback clients: AuthThrottle·2^(n-1), n the refusals
 	// of the last AuthThrottleWindow (default 1 minute, at most 6 counted),
@@ -198,8 +218,10 @@ type Server struct {
 	connectParams []json.RawMessage
 	authFailures  []time.Time
 	bootID        string
+	certPEM       []byte // Options.TLS
 
 	accepted    atomic.Int64
+	schemaCalls atomic.Int64
 	open        atomic.Int64
 	cleanCloses atomic.Int64
 
@@ -231,6 +253,9 @@ func New(opts Options) *Server {
 		bootID:    newUUID(),
 	}
 	s.ln = &trackingListener{Listener: ln, s: s}
+	if opts.TLS {
+		s.ln = s.serveTLS(s.ln)
+	}
 	s.hs = &http.Server{
 		Handler:  http.HandlerFunc(s.handle),
 		ErrorLog: log.New(io.Discard, "", 0),
@@ -250,11 +275,22 @@ func New(opts Options) *Server {
 	return s
 }
 
-// URL returns the WebSocket URL, "ws://127.0.0.1:PORT".
-func (s *Server) URL() string { return "ws://" + s.addr }
+// URL returns the WebSocket URL, "ws://127.0.0.1:PORT" (wss:// with
+// Options.TLS).
+func (s *Server) URL() string {
+	if s.certPEM != nil {
+		return "wss://" + s.addr
+	}
+	return "ws://" + s.addr
+}
 
-// HTTPURL returns "http://127.0.0.1:PORT".
-func (s *Server) HTTPURL() string { return "http://" + s.addr }
+// HTTPURL returns "http://127.0.0.1:PORT" (https:// with Options.TLS).
+func (s *Server) HTTPURL() string {
+	if s.certPEM != nil {
+		return "https://" + s.addr
+	}
+	return "http://" + s.addr
+}
 
 // Addr returns "127.0.0.1:PORT".
 func (s *Server) Addr() string { return s.addr }
@@ -286,6 +322,11 @@ func (s *Server) Options() Options {
 	defer s.mu.Unlock()
 	return s.opts
 }
+
+func (s *Server) countSchema() { s.schemaCalls.Add(1) }
+
+// SchemaCalls counts config.schema requests answered.
+func (s *Server) SchemaCalls() int64 { return s.schemaCalls.Load() }
 
 // OpenConns returns the number of server-side TCP connections currently
 // open (upgraded or not).
@@ -492,6 +533,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		s.hold(w)
 		return
 	}
+	if opts.Fault == FaultTrickleUpgrade {
+		s.trickle(w)
+		return
+	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		s.serveHTTP(w, r, opts)
 		return
@@ -542,7 +587,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, opts Options)
 			return
 		case "/readyz":
 			if opts.ReadyFailing {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "failing": []string{"channels"}, "uptimeMs": s.uptimeMs()})
+				failing := opts.ReadyChecks
+				if failing == nil {
+					failing = []string{"channels"}
+				}
+				writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "failing": failing, "uptimeMs": s.uptimeMs()})
 			} else {
 				writeJSON(w, http.StatusOK, map[string]any{"ready": true, "failing": []string{}, "uptimeMs": s.uptimeMs()})
 			}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 const short = 300 * time.Millisecond
@@ -158,13 +160,7 @@ func expectErrorClose(t *testing.T, c *websocket.Conn, id, code, msgPrefix strin
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, 5*time.Second, cond)
 }
 
 func clientClose(c *websocket.Conn) {

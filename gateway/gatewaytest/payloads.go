@@ -23,6 +23,8 @@ const (
 	HealthHeartbeatSecs  = 1800
 	HealthDefaultAgentID = "main"
 	HealthSessionsPath   = "/fake/.clawdbot/agents/main/sessions/sessions.json"
+	// StatusTasksTotal is tasks.total of the default status payload.
+	StatusTasksTotal = 5
 )
 
 func (ss *session) hello() map[string]any {
@@ -52,7 +54,7 @@ func (ss *session) hello() map[string]any {
 		"type":     "hello-ok",
 		"protocol": o.Protocol,
 		"server":   server,
-		"features": map[string]any{"methods": methods, "events": events},
+		"features": map[string]any{"methods": ss.methods(), "events": events},
 		"snapshot": snapshot,
 		"policy":   map[string]any{"maxPayload": maxPayload, "tickIntervalMs": 30000},
 	}
@@ -65,7 +67,7 @@ func DefaultHealth(protocol int, now time.Time) json.RawMessage {
 	return b
 }
 
-// healthPayload follows gateway.md §3.
+// healthPayload follows docs/protocol.md#health-payload.
 func healthPayload(protocol int, now time.Time) map[string]any {
 	ms := now.UnixMilli()
 	recent := []any{map[string]any{
@@ -122,20 +124,25 @@ func healthPayload(protocol int, now time.Time) map[string]any {
 		// NOTE: the exact shapes of plugins/modelRuntime/eventLoop in openclaw
 		// 2026.9.6 are being verified separately; numbers are used here.
 		h["plugins"] = map[string]any{"loaded": 3, "errors": 0, "unavailable": 0}
-		h["modelRuntime"] = map[string]any{"degraded": false}
+		h["modelRuntime"] = map[string]any{"degraded": false, "pendingAgents": []string{}}
+		h["configReload"] = map[string]any{"hotReloadStatus": "active"}
+		// The shape of openclaw 2026.9.6 (testdata/real/openclaw-health.json).
 		h["eventLoop"] = map[string]any{
-			"degraded":    false,
-			"reasons":     []string{},
-			"delayP99Ms":  12.5,
-			"delayMaxMs":  40.1,
-			"utilization": 0.12,
+			"degraded":        false,
+			"degradedSinceMs": nil,
+			"reasons":         []string{},
+			"intervalMs":      1008.5,
+			"delayP99Ms":      12.5,
+			"delayMaxMs":      40.1,
+			"utilization":     0.12,
+			"cpuCoreRatio":    0.04,
 		}
 	}
 	return h
 }
 
 // statusPayload is a small stand-in for the status method (not verified
-// against a real gateway beyond the fields listed in gateway.md §3).
+// against a real gateway beyond the fields listed in docs/protocol.md#status-payload).
 func statusPayload(protocol int, uptimeMs int64) map[string]any {
 	st := map[string]any{"ok": true, "uptimeMs": uptimeMs}
 	if protocol >= 4 {
@@ -143,7 +150,21 @@ func statusPayload(protocol int, uptimeMs int64) map[string]any {
 		st["processMemory"] = map[string]any{
 			"rssBytes": 300 << 20, "heapUsedBytes": 120 << 20, "heapTotalBytes": 160 << 20, "externalBytes": 10 << 20,
 		}
-		st["tasks"] = map[string]any{"total": 5, "active": 1, "failures": 0}
+		// The shape of openclaw 2026.9.6 (testdata/real/openclaw-status.json).
+		st["tasks"] = map[string]any{
+			"total": StatusTasksTotal, "active": 1, "terminal": 4, "failures": 2,
+			"byStatus": map[string]any{"queued": 0, "running": 1, "succeeded": 2, "failed": 1, "timed_out": 1, "cancelled": 0, "lost": 0},
+		}
+		st["taskAudit"] = map[string]any{"total": 1, "warnings": 1, "errors": 0}
 	}
 	return st
+}
+
+// methods are the advertised methods: config.schema only when the fake has
+// a schema to serve (Options.ConfigSchema).
+func (ss *session) methods() []string {
+	if len(ss.opts.ConfigSchema) == 0 {
+		return methods
+	}
+	return append(append([]string(nil), methods...), "config.schema")
 }

@@ -452,9 +452,21 @@ func (ss *session) handleRequest(req reqFrame) bool {
 		}
 		return ss.resOK(req.ID, payload, true)
 	case "status":
+		if o.Fault == FaultStallStatus {
+			return true
+		}
+		if len(o.Status) > 0 {
+			return ss.resOK(req.ID, o.Status, true)
+		}
 		return ss.resOK(req.ID, statusPayload(o.Protocol, ss.s.uptimeMs()), true)
 	case "config.get":
 		return ss.resErr(req.ID, ErrorShape{Code: "INVALID_REQUEST", Message: "gatewaytest: config.get must never be called (its payload holds secrets)"}, true)
+	case "config.schema":
+		if len(o.ConfigSchema) == 0 {
+			break
+		}
+		ss.s.countSchema()
+		return ss.resOK(req.ID, o.ConfigSchema, true)
 	case "connect":
 		return ss.resErr(req.ID, ErrorShape{Code: "INVALID_REQUEST", Message: "already connected"}, true)
 	}

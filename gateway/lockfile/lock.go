@@ -40,7 +40,8 @@ func OwnerStates() []OwnerState {
 }
 
 // Stale is true for a lock whose owner is gone: the gateway reclaims it
-// itself, and the guide's "remove stale locks" step means exactly these.
+// itself, and the "remove stale locks" advice (docs/verified-versions.md#lock-advice)
+// means exactly these (docs/local-state.md#owner-rule).
 func (s OwnerState) Stale() bool { return s == OwnerDead || s == OwnerReused }
 
 // maxLockSize bounds a lock read: real locks are ~130 bytes (clawdbot) and
@@ -65,6 +66,22 @@ type Lock struct {
 	// Why explains an unknown state, for logs and the locks command.
 	Why string
 	FS  Filesystem
+	// Kind is KindConfig (gateway.<h>.lock) or KindState (openclaw's
+	// gateway.state.lock).
+	Kind string
+	// Product is clawdbot or openclaw when the lock's location, name or
+	// content tells, else "".
+	Product string
+	// Role is who holds the lock: "gateway", or what openclaw writes for a
+	// holder that is not the gateway (agent-embedded, skill-workshop-apply,
+	// sqlite-maintenance; "other" for a value it does not know). "" when
+	// the content could not be read.
+	Role string
+	// HasOwnerID is true when the lock carries openclaw's ownerId (a new
+	// UUID per acquire: never a label).
+	HasOwnerID bool
+	// Port is the port the holder listens on, 0 when not written.
+	Port int
 	// inode identifies the file read, so removal can tell it was not
 	// replaced in between.
 	inode uint64
@@ -84,10 +101,40 @@ type lockContent struct {
 	CreatedAt  string      `json:"createdAt"`
 	ConfigPath string      `json:"configPath"`
 	StartTime  json.Number `json:"startTime"`
+	OwnerID    string      `json:"ownerId"`
+	Port       json.Number `json:"port"`
+	Role       *string     `json:"role"`
+	StateDir   string      `json:"stateDir"`
+}
+
+// Lock kinds.
+const (
+	KindConfig = "config" // gateway.<h>.lock: one per config file
+	KindState  = "state"  // openclaw's gateway.state.lock: one per state directory
+)
+
+// StateLockName is openclaw's per-state-directory lock.
+const StateLockName = "gateway.state.lock"
+
+// Roles openclaw writes for a holder that is not the gateway
+// (gateway-lock-*.mjs, LockPayloadSchema).
+var knownRoles = map[string]bool{"gateway": true, "agent-embedded": true, "skill-workshop-apply": true, "sqlite-maintenance": true}
+
+// HeldByGateway is true when a live gateway holds the lock; a live holder
+// with another role (openclaw doctor, an embedded agent) is legitimate but
+// is not the gateway process.
+func (l *Lock) HeldByGateway() bool {
+	return l.State == OwnerAlive && (l.Role == "" || l.Role == "gateway")
+}
+
+// HeldByOther is true when a live process that is not a gateway holds
+// the lock: the next gateway start waits for it and fails.
+func (l *Lock) HeldByOther() bool {
+	return l.State == OwnerAlive && l.Role != "" && l.Role != "gateway"
 }
 
 // Name is the file name a gateway gives the lock of configPath:
-// clawdbot hashes with sha1, openclaw with sha256 (gateway.md §5).
+// clawdbot hashes with sha1, openclaw with sha256 (docs/local-state.md#lock-paths-and-names).
 func Name(product, configPath string) string {
 	var sum []byte
 	if product == "openclaw" {
@@ -165,49 +212,6 @@ func AllDirs(targets []gateway.Target, extra []string) []string {
 	return dirs
 }
 
-// Scan inspects every gateway.*.lock in dirs (openclaw's
-// gateway.state.lock companion is not a pid lock and is skipped) and tells
-// which target each belongs to.
-func Scan(fs procfs.FS, dirs []string, targets []gateway.Target) []Lock {
-	var locks []Lock
-	for _, dir := range dirs {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if !strings.HasPrefix(name, "gateway.") || !strings.HasSuffix(name, ".lock") || name == "gateway.state.lock" {
-				continue
-			}
-			l := Inspect(fs, filepath.Join(dir, name))
-			l.Gateway = owner(l, targets)
-			locks = append(locks, l)
-		}
-	}
-	return locks
-}
-
-// owner finds the target whose lock this is: by the name the gateway would
-// give it, or by the config path written in it.
-func owner(l Lock, targets []gateway.Target) string {
-	name := filepath.Base(l.Path)
-	for _, t := range targets {
-		if t.ConfigPath == "" {
-			continue
-		}
-		if l.ConfigPath != "" && (l.ConfigPath == t.ConfigPath || l.ConfigPath == realPath(t.ConfigPath)) {
-			return t.Name
-		}
-		for _, p := range []string{t.ConfigPath, realPath(t.ConfigPath)} {
-			if name == Name("clawdbot", p) || name == Name("openclaw", p) {
-				return t.Name
-			}
-		}
-	}
-	return ""
-}
-
 func realPath(p string) string {
 	if r, err := filepath.EvalSymlinks(p); err == nil {
 		return r
@@ -219,7 +223,14 @@ func realPath(p string) string {
 // symlink, never blocks on a FIFO or device, reads at most maxLockSize bytes,
 // and never fails: what it cannot judge is OwnerUnknown with a reason.
 func Inspect(fs procfs.FS, path string) Lock {
-	l := Lock{Path: path, State: OwnerUnknown, FS: StatFilesystem(filepath.Dir(path))}
+	return inspect(fs, path, StatFilesystem(filepath.Dir(path)))
+}
+
+func inspect(fs procfs.FS, path string, where Filesystem) Lock {
+	l := Lock{Path: path, State: OwnerUnknown, FS: where, Kind: KindConfig}
+	if filepath.Base(path) == StateLockName {
+		l.Kind = KindState
+	}
 	unknown := func(why string) Lock { l.Why = why; return l }
 
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
@@ -278,6 +289,20 @@ func parseLock(l *Lock, b []byte) (why string) {
 		l.CreatedAt = t
 	}
 	l.ConfigPath = c.ConfigPath
+	l.HasOwnerID = c.OwnerID != ""
+	if port, err := strconv.Atoi(c.Port.String()); err == nil && port > 0 && port <= 65535 {
+		l.Port = port
+	}
+	l.Role = "gateway"
+	if c.Role != nil {
+		l.Role = "other"
+		if knownRoles[*c.Role] {
+			l.Role = *c.Role
+		}
+	}
+	if c.OwnerID != "" || c.StateDir != "" || c.Role != nil {
+		l.Product = "openclaw" // clawdbot writes none of these
+	}
 	pid, err := strconv.ParseInt(c.PID.String(), 10, 64)
 	if err != nil || pid <= 0 || pid >= maxPID {
 		return fmt.Sprintf("invalid pid %q", c.PID.String())
@@ -293,7 +318,7 @@ func parseLock(l *Lock, b []byte) (why string) {
 	return ""
 }
 
-// judgeOwner applies the gateway's own rule (gateway.md §5): the owner is
+// judgeOwner applies the gateway's own rule (docs/local-state.md#owner-rule): the owner is
 // alive only when the pid runs AND, if the lock has a start time, the
 // process started at exactly that tick. Ticks are compared raw, never
 // converted to seconds.
@@ -351,7 +376,7 @@ func looksLikeGateway(p procfs.Proc) bool {
 type Filesystem struct {
 	Type     string // tmpfs, ext4, nfs, overlay, …; "unknown" when statfs fails
 	Volatile bool   // tmpfs or ramfs: gone at reboot or container restart
-	Network  bool   // NFS, SMB, Ceph, …: the guide's root cause of odd lock behaviour
+	Network  bool   // NFS, SMB, Ceph, …: a root cause of odd lock behaviour (docs/verified-versions.md#lock-advice)
 }
 
 // filesystem magic numbers (statfs(2), linux/magic.h).

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 )
 
-// frame is any message on the gateway WebSocket (gateway.md §2).
+// frame is any message on the gateway WebSocket (docs/protocol.md#frames).
 type frame struct {
 	Type    string          `json:"type"`
 	ID      string          `json:"id,omitempty"`
@@ -69,9 +69,24 @@ type Hello struct {
 	Snapshot struct {
 		UptimeMs *float64 `json:"uptimeMs"`
 	} `json:"snapshot"`
+	// Features.Methods lists the RPC methods the gateway serves (openclaw:
+	// about 460), to ask only for what exists.
+	Features struct {
+		Methods []string `json:"methods"`
+	} `json:"features"`
 }
 
-// Health is the health RPC payload (gateway.md §3). Every field is optional:
+// HasMethod tells whether the gateway lists method among its features.
+func (h *Hello) HasMethod(method string) bool {
+	for _, m := range h.Features.Methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// Health is the health RPC payload (docs/protocol.md#health-payload). Every field is optional:
 // the two products and their versions differ, and a missing field must mean
 // "no metric", never a decoding failure.
 type Health struct {
@@ -85,6 +100,10 @@ type Health struct {
 	Plugins      *Plugins      `json:"plugins"`
 	ModelRuntime *ModelRuntime `json:"modelRuntime"`
 	EventLoop    *EventLoop    `json:"eventLoop"`
+	ConfigReload *struct {
+		// HotReloadStatus is "active" or "disabled" (openclaw 2026.9.6).
+		HotReloadStatus string `json:"hotReloadStatus"`
+	} `json:"configReload"`
 }
 
 // Channel is one messaging channel (telegram, whatsapp, …).
@@ -154,6 +173,9 @@ type Plugins struct {
 // ModelRuntime reports whether model calls are degraded.
 type ModelRuntime struct {
 	Degraded *bool `json:"degraded"`
+	// PendingAgents lists the agents waiting for a model (a list of ids;
+	// Count reads it).
+	PendingAgents json.RawMessage `json:"pendingAgents"`
 }
 
 // EventLoop is openclaw's event-loop health.
@@ -162,6 +184,36 @@ type EventLoop struct {
 	DelayP99Ms  *float64 `json:"delayP99Ms"`
 	DelayMaxMs  *float64 `json:"delayMaxMs"`
 	Utilization *float64 `json:"utilization"`
+	// DegradedSinceMs is a duration: how long the loop has been degraded;
+	// null when it is not.
+	DegradedSinceMs *float64 `json:"degradedSinceMs"`
+	// Reasons: event_loop_delay, event_loop_utilization, cpu.
+	Reasons []string `json:"reasons"`
+	// CPUCoreRatio is the process' CPU use in cores (can exceed 1).
+	CPUCoreRatio *float64 `json:"cpuCoreRatio"`
+}
+
+// Status is the part of openclaw's status RPC payload (operator.read) the
+// exporter exports. Every field is optional.
+type Status struct {
+	ProcessMemory *struct {
+		HeapUsedBytes  *float64 `json:"heapUsedBytes"`
+		HeapTotalBytes *float64 `json:"heapTotalBytes"`
+		ExternalBytes  *float64 `json:"externalBytes"`
+	} `json:"processMemory"`
+	Tasks *struct {
+		Total    *float64 `json:"total"`
+		Active   *float64 `json:"active"`
+		Failures *float64 `json:"failures"`
+		ByStatus *struct {
+			Lost     *float64 `json:"lost"`
+			TimedOut *float64 `json:"timed_out"`
+		} `json:"byStatus"`
+	} `json:"tasks"`
+	TaskAudit *struct {
+		Warnings *float64 `json:"warnings"`
+		Errors   *float64 `json:"errors"`
+	} `json:"taskAudit"`
 }
 
 // Count reads a JSON number, or the length of a list or object; ok is false

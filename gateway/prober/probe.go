@@ -97,8 +97,13 @@ type Result struct {
 	Hello     *Hello
 	Health    *Health
 	// Ready is the openclaw /readyz answer; nil when the gateway has no such
-	// endpoint (clawdbot answers every path with its HTML page).
+	// endpoint (clawdbot answers every path with its HTML page). A gateway
+	// that once answered it gets a Ready (not answered) while it is down.
 	Ready *Readiness
+	// Status is openclaw's status RPC payload as last fetched (at most once
+	// a minute per gateway, cached in between); StatusAt is when.
+	Status   *Status
+	StatusAt time.Time
 }
 
 // Duration of one phase; zero for a phase the probe did not reach.
@@ -140,6 +145,15 @@ func (r *Result) Version() string {
 	}
 }
 
+// BuildID is the gateway's build id (openclaw's hello-ok.server.buildId),
+// as a label value: valid UTF-8, at most 64 bytes.
+func (r *Result) BuildID() string {
+	if r.Hello == nil {
+		return ""
+	}
+	return text.TruncateUTF8(strings.ToValidUTF8(r.Hello.Server.BuildID, "\uFFFD"), 64)
+}
+
 const (
 	// Protocol versions this client speaks: 3 (clawdbot) and 4 (openclaw).
 	minProtocol = 3
@@ -148,7 +162,7 @@ const (
 	// far below what could hurt the exporter.
 	readLimit = 4 << 20
 	// placeholderToken satisfies the gateway's non-empty-token rule when
-	// the gateway has no token (gateway.md §2).
+	// the gateway has no token (docs/protocol.md#credentials).
 	placeholderToken = "clawdbot_exporter"
 	// closeWait bounds the wait for the gateway's answer to our close frame.
 	closeWait = 250 * time.Millisecond
@@ -166,6 +180,14 @@ type Prober struct {
 	// gate holds each target's auth backoff; every probe of a target goes
 	// through it, so share one Prober between everything that probes.
 	gate gate
+	// schemas caches each gateway's config schema (schema.go).
+	schemas schemas
+	// runs counts each target's restarts (restarts.go).
+	runs restarts
+	// statuses caches each target's status RPC payload; readyz remembers
+	// the targets that have a /readyz endpoint.
+	statuses map[string]*statusEntry
+	readyz   map[string]bool
 	// now is the gate's clock; tests set it.
 	now func() time.Time
 }
@@ -190,6 +212,14 @@ func (p *Prober) AuthBackoff(t gateway.Target) time.Duration { return p.gate.bac
 // the refused logins, so the backoff ends.
 func (p *Prober) ObserveRestart(t gateway.Target, bootID string, startTicks uint64) {
 	p.gate.observe(gateKey(t), bootID, startTicks)
+	p.runs.observe(gateKey(t), evidence{bootID: bootID, startTicks: startTicks}, p.clock())
+}
+
+// Restarts is how many restarts of the target this prober has seen (a new
+// bootId, process start time, or an uptime that went down) and when it saw
+// the last one (zero when none).
+func (p *Prober) Restarts(t gateway.Target) (count uint64, last time.Time) {
+	return p.runs.get(gateKey(t))
 }
 
 // The client identities the probe presents. cli/cli is what the gateway's
@@ -212,12 +242,18 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 	}
 	token, password, credErr := t.Secrets()
 	t.Token, t.Password = token, password
+	key := u.String()
+	var tlsCfg *tls.Config
+	if u.Scheme == "wss" {
+		if tlsCfg, err = p.tlsConfig(t); err != nil {
+			return &Result{}, &ProbeError{Phase: PhaseUpgrade, Reason: ReasonTLS, Err: err}
+		}
+	}
 	var (
 		wg    sync.WaitGroup
 		ready *Readiness
 	)
-	wg.Go(func() { ready = p.readiness(ctx, httpURL(u, "/readyz"), t.Token) })
-	key := u.String()
+	wg.Go(func() { ready = p.readiness(ctx, httpURL(u, "/readyz"), t.Token, tlsCfg) })
 	p.mu.Lock()
 	client := cliClient
 	if p.backend[key] {
@@ -228,17 +264,17 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 	gk, creds := gateKey(t), fingerprint(token, password)
 	full, refused, retryIn := p.gate.admit(gk, creds, p.clock())
 	if !full {
-		res, err := p.probeLiveness(ctx, key, t, refused, retryIn)
+		res, err := p.probeLiveness(ctx, key, tlsCfg, refused, retryIn)
 		if pe := (*ProbeError)(nil); errors.As(err, &pe) && pe.Reason == ReasonDial {
 			p.gate.done(gk, creds, ReasonDial, p.clock())
 		}
 		wg.Wait()
-		res.Ready = ready
+		res.Ready = p.rememberReady(key, ready, res)
 		return res, p.explain(err, t, credErr)
 	}
-	res, err := p.probeWS(ctx, key, t, client)
+	res, err := p.probeWS(ctx, key, t, client, tlsCfg)
 	if client == cliClient && t.Token == "" && t.Password == "" && needsIdentity(err) {
-		if res, err = p.probeWS(ctx, key, t, backendClient); err == nil {
+		if res, err = p.probeWS(ctx, key, t, backendClient, tlsCfg); err == nil {
 			p.mu.Lock()
 			if p.backend == nil {
 				p.backend = map[string]bool{}
@@ -248,15 +284,16 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 		}
 	}
 	wg.Wait()
-	res.Ready = ready
+	res.Ready = p.rememberReady(key, ready, res)
 	var reason Reason
 	var pe *ProbeError
 	if errors.As(err, &pe) {
 		reason = pe.Reason
 	}
 	p.gate.done(gk, creds, reason, p.clock())
-	if res.Hello != nil {
-		p.gate.observe(gk, res.Hello.Server.BootID, 0)
+	if h := res.Hello; h != nil {
+		p.gate.observe(gk, h.Server.BootID, 0)
+		p.runs.observe(gk, evidence{bootID: h.Server.BootID, uptimeMs: h.Snapshot.UptimeMs}, p.clock())
 	}
 	return res, p.explain(err, t, credErr)
 }
@@ -290,8 +327,8 @@ func (p *Prober) explain(err error, t gateway.Target, credErr error) error {
 // upgrade, wait for the challenge, close, without logging in, so that the
 // gateway's penalty for refused logins decays. A challenge proves the event
 // loop answers; the remembered refusal is then the result.
-func (p *Prober) probeLiveness(ctx context.Context, wsURL string, t gateway.Target, refused Reason, retryIn time.Duration) (*Result, error) {
-	res, conn, pe := p.open(ctx, wsURL)
+func (p *Prober) probeLiveness(ctx context.Context, wsURL string, tlsCfg *tls.Config, refused Reason, retryIn time.Duration) (*Result, error) {
+	res, conn, pe := p.open(ctx, wsURL, tlsCfg)
 	if pe != nil {
 		return res, pe
 	}
@@ -329,7 +366,7 @@ func (ph *phases) fail(ctx context.Context, e error, pongs *atomic.Int32) *Probe
 // open connects, upgrades and waits for the challenge. On success the
 // connection carries the context's deadline on every read and write, and
 // its close ends the deadline's watcher too.
-func (p *Prober) open(ctx context.Context, wsURL string) (*Result, *wsConn, *ProbeError) {
+func (p *Prober) open(ctx context.Context, wsURL string, tlsCfg *tls.Config) (*Result, *wsConn, *ProbeError) {
 	res := &Result{}
 	ph := &phases{res: res, phase: PhaseConnect, start: time.Now()}
 	dialer := &websocket.Dialer{
@@ -340,7 +377,7 @@ func (p *Prober) open(ctx context.Context, wsURL string) (*Result, *wsConn, *Pro
 			}
 			return c, err
 		},
-		TLSClientConfig: p.TLSConfig,
+		TLSClientConfig: tlsCfg,
 		ReadBufferSize:  16 << 10,
 		WriteBufferSize: 4 << 10,
 	}
@@ -391,8 +428,8 @@ func (c *wsConn) close() {
 
 func (c *wsConn) fail(e error) *ProbeError { return c.ph.fail(c.ctx, e, &c.pongs) }
 
-func (p *Prober) probeWS(ctx context.Context, wsURL string, t gateway.Target, client clientInfo) (*Result, error) {
-	res, conn, pe := p.open(ctx, wsURL)
+func (p *Prober) probeWS(ctx context.Context, wsURL string, t gateway.Target, client clientInfo, tlsCfg *tls.Config) (*Result, error) {
+	res, conn, pe := p.open(ctx, wsURL, tlsCfg)
 	if pe != nil {
 		return res, pe
 	}
@@ -448,6 +485,8 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t gateway.Target, cl
 	if health.OK == nil || !*health.OK {
 		return res, &ProbeError{Phase: PhaseHealth, Reason: ReasonUnhealthy, Err: errors.New("health answered ok:false")}
 	}
+	p.fetchSchema(ctx, conn.Conn, t, &h)
+	res.Status, res.StatusAt = p.fetchStatus(ctx, conn.Conn, t, &h)
 	return res, nil
 }
 
@@ -557,9 +596,16 @@ func classify(ctx context.Context, phase Phase, err error, alive bool) Reason {
 		unknownA x509.UnknownAuthorityError
 		hostErr  x509.HostnameError
 		recErr   tls.RecordHeaderError
+		pinErr   *pinError
+		alertErr tls.AlertError
 	)
+	// The deadline ended the read even when the error does not say so: a
+	// trickled upgrade answer cut at the deadline reads as "malformed HTTP
+	// response", and the context's own timer may fire a moment after the
+	// connection's deadline.
+	deadline, hasDeadline := ctx.Deadline()
 	timedOut := errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded ||
-		errors.As(err, &netErr) && netErr.Timeout()
+		errors.As(err, &netErr) && netErr.Timeout() || hasDeadline && !time.Now().Before(deadline)
 	switch {
 	case timedOut && phase == PhaseHello && alive:
 		return ReasonHelloTimeout
@@ -583,7 +629,8 @@ func classify(ctx context.Context, phase Phase, err error, alive bool) Reason {
 		return ReasonClosed
 	case errors.As(err, &bad), errors.Is(err, websocket.ErrReadLimit):
 		return ReasonBadFrame
-	case errors.As(err, &certErr), errors.As(err, &unknownA), errors.As(err, &hostErr), errors.As(err, &recErr):
+	case errors.As(err, &certErr), errors.As(err, &unknownA), errors.As(err, &hostErr), errors.As(err, &recErr),
+		errors.As(err, &pinErr), errors.As(err, &alertErr):
 		return ReasonTLS
 	case phase == PhaseConnect:
 		return ReasonDial
@@ -633,7 +680,7 @@ type Readiness struct {
 	Err      error
 }
 
-func (p *Prober) readiness(ctx context.Context, url string, token secret.Secret) *Readiness {
+func (p *Prober) readiness(ctx context.Context, url string, token secret.Secret, tlsCfg *tls.Config) *Readiness {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return &Readiness{Err: err}
@@ -642,7 +689,7 @@ func (p *Prober) readiness(ctx context.Context, url string, token secret.Secret)
 		req.Header.Set("Authorization", "Bearer "+token.Reveal())
 	}
 	client := &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: p.TLSConfig, Proxy: nil},
+		Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg, Proxy: nil},
 		// A redirect is not a readiness answer.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

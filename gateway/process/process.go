@@ -25,7 +25,7 @@ type Process struct {
 }
 
 // gatewayTitles are the process titles gateways give themselves; comm is
-// cut to 15 characters (gateway.md §6).
+// cut to 15 characters (docs/local-state.md#process-titles).
 var gatewayTitles = []string{"clawdbot-gateway", "openclaw-gateway", "moltbot-gateway"}
 
 // Find finds a target's gateway process: the owner of its lock when
@@ -35,7 +35,7 @@ var gatewayTitles = []string{"clawdbot-gateway", "openclaw-gateway", "moltbot-ga
 // be read at all, the only candidate there is.
 func Find(fs procfs.FS, procRoot string, t gateway.Target, locks []lockfile.Lock) (*Process, error) {
 	for _, l := range locks {
-		if l.Gateway == t.Name && l.State == lockfile.OwnerAlive {
+		if l.Gateway == t.Name && l.HeldByGateway() { // a role holder (openclaw doctor) is not the gateway
 			p, err := fs.Proc(l.PID)
 			if err == nil {
 				return &Process{Proc: p, Method: "lock"}, nil
@@ -127,7 +127,7 @@ func (f *Finder) Find(fs procfs.FS, procRoot string, t gateway.Target, locks []l
 // process than pid: the lock is the better witness.
 func lockNamesOther(t gateway.Target, locks []lockfile.Lock, pid int) bool {
 	for _, l := range locks {
-		if l.Gateway == t.Name && l.State == lockfile.OwnerAlive && l.PID != pid {
+		if l.Gateway == t.Name && l.HeldByGateway() && l.PID != pid {
 			return true
 		}
 	}

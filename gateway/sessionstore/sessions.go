@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -24,10 +25,12 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
 )
 
-// Session stores on disk (gateway.md §7): clawdbot keeps, per agent,
+// Session stores on disk (docs/local-state.md#sessions): clawdbot keeps, per agent,
 // <stateDir>/agents/<agentId>/sessions/sessions.json and one JSONL
-// transcript per session beside it. openclaw keeps sessions in SQLite, which
-// the scanner never opens: an agent without sessions.json is not reported.
+// transcript per session beside it. openclaw keeps sessions in SQLite
+// (<agentId>/agent/openclaw-agent.sqlite, read by sqlite.go); an agent with
+// that database is reported from it, even when a sessions.json migrated from
+// clawdbot is still there. An agent with neither is not reported.
 
 const (
 	// StoreLimit caps how much of a sessions.json is read.
@@ -53,6 +56,21 @@ type AgentSessions struct {
 	LargestLines    int64     // newline count of the largest transcript (the "history" length)
 	LastUpdate      time.Time // newest updatedAt in sessions.json (zero if none)
 	Errors          int       // files that could not be read/parsed
+
+	// Format is "" for clawdbot's sessions.json, "sqlite" for openclaw.
+	Format string
+	// NoCounts: the session numbers above are unknown (an openclaw store
+	// whose first scan still runs, or that could not be read): export none.
+	NoCounts bool
+	// PermissionDenied: the store's files are not readable by the exporter.
+	PermissionDenied bool
+	// SchemaVersion is an openclaw database's schema_meta.schema_version.
+	SchemaVersion int64
+	// Progress is the share of a running openclaw read that is done; 1 when
+	// none runs.
+	Progress float64
+	// Files are an openclaw store's file sizes.
+	Files *StoreFiles
 }
 
 // ScanStats are a scanner's cumulative I/O counters.
@@ -74,6 +92,10 @@ type Scanner struct {
 
 	bytesRead   atomic.Int64
 	filesOpened atomic.Int64
+
+	// sqlite are the openclaw databases, by path.
+	sqlite map[string]*sqliteStore
+	logger *slog.Logger
 }
 
 type agentCache struct {
@@ -114,8 +136,13 @@ func NewScanner() *Scanner {
 		sem:        make(chan struct{}, 1),
 		dirs:       map[string]map[string]*agentCache{},
 		storeLimit: StoreLimit,
+		sqlite:     map[string]*sqliteStore{},
 	}
 }
+
+// SetLogger sets where the scanner logs what an operator must act on (a
+// database the exporter may not read). Call it before the first Scan.
+func (s *Scanner) SetLogger(l *slog.Logger) { s.logger = l }
 
 // Stats returns the scanner's I/O counters since it was made.
 func (s *Scanner) Stats() ScanStats {
@@ -218,7 +245,71 @@ func (s *Scanner) Scan(ctx context.Context, stateDir string) ([]AgentSessions, e
 			delete(cache, agent)
 		}
 	}
-	return out, nil
+	return s.scanSQLite(ctx, agentsDir, names, out), nil
+}
+
+// scanSQLite reads the agents' openclaw databases and puts their results in
+// place of (or beside) the JSON stores' ones. Every read starts at once; the
+// scan waits for them only until waitUntil, so a slow first scan never
+// takes the scrape past its deadline.
+func (s *Scanner) scanSQLite(ctx context.Context, agentsDir string, names []string, out []AgentSessions) []AgentSessions {
+	type found struct {
+		name  string
+		store *sqliteStore
+		res   AgentSessions
+	}
+	var dbs []*found
+	keep := map[string]bool{}
+	for _, name := range names {
+		path := filepath.Join(agentsDir, name, "agent", SQLiteName)
+		if _, err := os.Lstat(path); err != nil && !errors.Is(err, fs.ErrPermission) {
+			continue
+		}
+		st := s.sqlite[path]
+		if st == nil {
+			st = newSQLiteStore(path, filepath.Join(agentsDir, name, "sessions"), s.logger)
+			s.sqlite[path] = st
+		}
+		keep[path] = true
+		dbs = append(dbs, &found{name: name, store: st})
+	}
+	for path := range s.sqlite {
+		if !keep[path] && strings.HasPrefix(path, agentsDir+string(filepath.Separator)) {
+			delete(s.sqlite, path)
+		}
+	}
+	if len(dbs) == 0 {
+		return out
+	}
+	wait, cancel := waitContext(ctx)
+	defer cancel()
+	parallel(context.Background(), len(dbs), len(dbs), func(_, i int) {
+		dbs[i].res = dbs[i].store.read(wait, dbs[i].name)
+	})
+	byAgent := map[string]int{}
+	for i, a := range out {
+		byAgent[a.Agent] = i
+	}
+	for _, d := range dbs {
+		if i, ok := byAgent[d.name]; ok {
+			out[i] = d.res
+			continue
+		}
+		out = append(out, d.res)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Agent < out[j].Agent })
+	return out
+}
+
+// waitContext ends a quarter of ctx's remaining time before ctx does (at
+// least 10 ms before), leaving the scrape time to export what it has.
+func waitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	margin := max(time.Until(deadline)/4, 10*time.Millisecond)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
 }
 
 // agentScan is one agent's part of a scan.

@@ -24,6 +24,9 @@ func TestSessionScanFixture(t *testing.T) {
 	want := []AgentSessions{
 		{Agent: "main", Sessions: 4, TranscriptBytes: 704 + 326 + 0, LargestBytes: 704, LargestLines: 4,
 			LastUpdate: time.UnixMilli(1795578289438)},
+		// openclaw's database (TestSQLiteFixture checks its files).
+		{Agent: "oc", Sessions: 2, TranscriptBytes: 5600, LargestBytes: 5500, LargestLines: 3,
+			LastUpdate: time.UnixMilli(1795578289438), Format: "sqlite", SchemaVersion: 23, Progress: 1},
 		{Agent: "ops", TranscriptBytes: 323, LargestBytes: 323, LargestLines: 2, Errors: 1},
 	}
 	s := NewScanner()
@@ -31,6 +34,9 @@ func TestSessionScanFixture(t *testing.T) {
 		got, err := s.Scan(context.Background(), fixtureState)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for i := range got {
+			got[i].Files = nil
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("scan %d:\n got %+v\nwant %+v", i, got, want)
@@ -502,14 +508,6 @@ func TestSessionScanNoStore(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	openclaw := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(openclaw, "agents", "main", "agent"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// Not SQLite at all: opening it would not hurt, but it must not be read.
-	if err := syscall.Mkfifo(filepath.Join(openclaw, "agents", "main", "agent", "openclaw-agent.sqlite"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	agentFile := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(agentFile, "agents"), 0o700); err != nil {
 		t.Fatal(err)
@@ -551,7 +549,6 @@ func TestSessionScanNoStore(t *testing.T) {
 		"missing":             filepath.Join(t.TempDir(), "nope"),
 		"a file":              file,
 		"no agents dir":       t.TempDir(),
-		"openclaw":            openclaw,
 		"agent is file":       agentFile,
 		"agents is file":      agentsFile,
 	} {
@@ -569,6 +566,22 @@ func TestSessionScanNoStore(t *testing.T) {
 }
 
 // scanWithin fails the test when Scan hangs.
+// TestSessionScanSQLiteFIFO: a FIFO in place of openclaw's database is a
+// read error of that agent, not a hang.
+func TestSessionScanSQLiteFIFO(t *testing.T) {
+	state := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(state, "agents", "main", "agent"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(state, "agents", "main", "agent", SQLiteName), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := scanWithin(t, NewScanner(), state, 5*time.Second)
+	if err != nil || len(got) != 1 || got[0].Errors != 1 || !got[0].NoCounts || got[0].Format != "sqlite" {
+		t.Errorf("got %+v, %v; want one sqlite agent with a read error and no counts", got, err)
+	}
+}
+
 func scanWithin(t *testing.T, s *Scanner, state string, d time.Duration) ([]AgentSessions, error) {
 	t.Helper()
 	type result struct {

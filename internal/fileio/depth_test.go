@@ -10,17 +10,6 @@ import (
 	"github.com/titanous/json5"
 )
 
-// nested is prefix, n opening and n closing brackets, then suffix.
-func nested(prefix string, n int, suffix string) []byte {
-	var b bytes.Buffer
-	b.Grow(len(prefix) + 2*n + len(suffix))
-	b.WriteString(prefix)
-	b.Write(bytes.Repeat([]byte("["), n))
-	b.Write(bytes.Repeat([]byte("]"), n))
-	b.WriteString(suffix)
-	return b.Bytes()
-}
-
 func TestCheckDepth(t *testing.T) {
 	tests := []struct {
 		name  string

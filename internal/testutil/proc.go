@@ -16,6 +16,7 @@ type FakeProc struct {
 	Starttime uint64
 	Comm      string
 	State     string
+	PPID      int // 0: 1
 }
 
 func ProcTree(t *testing.T, procs map[int]FakeProc) procfs.FS {
@@ -39,7 +40,11 @@ func ProcTreeAt(t *testing.T, procs map[int]FakeProc) (string, procfs.FS) {
 		}
 		// Field 22 is starttime; comm may hold spaces and parentheses,
 		// which is why the fields are counted after the LAST ')'.
-		fields := []string{state, "1", fmt.Sprint(pid), fmt.Sprint(pid), "0", "-1", "4194560", "100", "0", "0", "0",
+		ppid := p.PPID
+		if ppid == 0 {
+			ppid = 1
+		}
+		fields := []string{state, fmt.Sprint(ppid), fmt.Sprint(pid), fmt.Sprint(pid), "0", "-1", "4194560", "100", "0", "0", "0",
 			"50", "20", "0", "0", "20", "0", "11", "0", fmt.Sprint(p.Starttime), "1000000", "2000"}
 		for len(fields) < 50 {
 			fields = append(fields, "0")

@@ -27,17 +27,34 @@
     local v = b / std.pow(1024, i);
     (if v == std.floor(v) then '%d' % v else '%.1f' % v) + units[i] + 'B',
   local gw = 'gateway {{ $labels.gateway }} on {{ $labels.instance }}',
+  // Appended to a lock series' expression: not an openclaw lock, by the
+  // lock's location or content, or by the product the probe reports.
+  local notOpenclaw = |||
+    unless ignoring (kind, product, role)
+    clawdbot_lock_info{%(sel)s, product="openclaw"}
+    unless ignoring (path)
+    group without (product, protocol, version) (clawdbot_gateway_info{%(sel)s, product="openclaw"})
+  ||| % { sel: sel },
   local GW = 'Gateway {{ $labels.gateway }} on {{ $labels.instance }}',
   // The reason the last probe of the alert's gateway failed with, for the
   // alerts keyed on the gateway rather than on the reason.
   local currentReason = '{{ with printf `clawdbot_probe_failing{job=%q, instance=%q, gateway=%q} == 1` $labels.job $labels.instance $labels.gateway | query }}{{ range . }}{{ .Labels.reason }}{{ end }}{{ else }}unknown{{ end }}',
-  // Gateways booting: the process started, or the gateway reports an
-  // uptime, less than the warm-up ago.
+  // Gateways booting: the last restart of any kind was less than the
+  // warm-up ago: the process started, the gateway reports an uptime, or the
+  // exporter saw a restart (clawdbot_gateway_restarts_total increased:
+  // openclaw restarts inside its process, with the same start time and an
+  // uptime that runs on; a decrease is the exporter's own restart).
   local booting = |||
     (
       clawdbot_process_start_time_seconds{%(sel)s} > time() - %(warmup)d
       or
       clawdbot_gateway_uptime_seconds{%(sel)s} < %(warmup)d
+      or
+      (
+        changes(clawdbot_gateway_restarts_total{%(sel)s}[%(warmup)ds])
+        -
+        resets(clawdbot_gateway_restarts_total{%(sel)s}[%(warmup)ds])
+      ) > 0
     )
   ||| % { sel: sel, warmup: c.gatewayWarmupSeconds },
 
@@ -208,9 +225,21 @@
         name: 'clawdbot-locks',
         rules: [
           alert(
+            'ClawdbotLockBlockingStart',
+            'warning',
+            'max without (why) (clawdbot_lock_blocking_start{%s} == 1)' % sel,
+            c.lockBlockingStartFor,
+            "A lock blocks the Clawdbot gateway's next start.",
+            '{{ $labels.path }} blocks the next start of %s: a leftover reclaim guard, or a live process that is not the gateway holds a lock (see clawdbot_lock_blocking_start{why}).' % gw,
+          ),
+          alert(
             'ClawdbotLockStale',
             'warning',
-            'clawdbot_lock_stale{%s} == 1' % sel,
+            // openclaw reclaims a dead owner's lock at its next start by
+            // itself: a stale lock there is no problem.
+            |||
+              clawdbot_lock_stale{%(sel)s} == 1
+            ||| % { sel: sel } + notOpenclaw,
             c.lockStaleFor,
             'A Clawdbot gateway lock is stale.',
             'The owner of lock {{ $labels.path }} (gateway "{{ $labels.gateway }}") on {{ $labels.instance }} is dead or its pid was reused: the gateway may refuse to start.',
@@ -226,7 +255,10 @@
           alert(
             'ClawdbotLockNotVolatile',
             'info',
-            'clawdbot_lock_volatile{%s} == 0' % sel,
+            // openclaw keeps its locks on the state volume by design.
+            |||
+              clawdbot_lock_volatile{%(sel)s} == 0
+            ||| % { sel: sel } + notOpenclaw,
             c.lockFilesystemFor,
             'A Clawdbot gateway lock survives reboots.',
             'Lock {{ $labels.path }} (gateway "{{ $labels.gateway }}") on {{ $labels.instance }} is not on tmpfs: a lock left behind survives a reboot or container restart.',
@@ -247,22 +279,22 @@
           alert(
             'ClawdbotMemoryNearLimit',
             'warning',
-            'instance_gateway:clawdbot_process_resident_memory_bytes_per_cgroup_limit:ratio{%s} > %s' % [sel, ratio(c.memoryLimitRatioThreshold)],
+            'instance_gateway:clawdbot_process_tree_resident_memory_bytes_per_cgroup_limit:ratio{%s} > %s' % [sel, ratio(c.memoryLimitRatioThreshold)],
             c.memoryLimitFor,
             'A Clawdbot gateway uses most of its memory limit.',
-            'The resident memory of %s is {{ $value | humanizePercentage }} of its cgroup memory limit.' % gw,
+            'The resident memory of %s (its process tree) is {{ $value | humanizePercentage }} of its cgroup memory limit.' % gw,
           ),
           alert(
             'ClawdbotMemoryHigh',
             'warning',
             |||
-              clawdbot_process_resident_memory_bytes{%(sel)s} > %(bytes)d
+              clawdbot_process_tree_resident_memory_bytes{%(sel)s} > %(bytes)d
               unless ignoring (kind)
               clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"}
             ||| % { sel: sel, bytes: c.memoryRSSAbsoluteThresholdBytes },
             c.memoryRSSAbsoluteFor,
             'A Clawdbot gateway without a memory limit uses a lot of memory.',
-            'The resident memory of %s is {{ $value | humanize1024 }}B and no cgroup memory limit is set.' % gw,
+            'The resident memory of %s (its process tree) is {{ $value | humanize1024 }}B and no cgroup memory limit is set.' % gw,
           ),
           // The value is the predicted RSS as a share of the limit: the
           // cgroup limit, else memoryRSSAbsoluteThresholdBytes.
@@ -272,21 +304,21 @@
             |||
               (
                 (
-                  predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(window)s], %(horizon)d)
+                  predict_linear(clawdbot_process_tree_resident_memory_bytes{%(sel)s}[%(window)s], %(horizon)d)
                   / ignoring (kind) clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"} > 1
                   and
-                  predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(recent)s], %(horizon)d)
+                  predict_linear(clawdbot_process_tree_resident_memory_bytes{%(sel)s}[%(recent)s], %(horizon)d)
                   / ignoring (kind) clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"} > 1
                   and
-                  instance_gateway:clawdbot_process_resident_memory_bytes_per_cgroup_limit:ratio{%(sel)s} > %(minRatio)s
+                  instance_gateway:clawdbot_process_tree_resident_memory_bytes_per_cgroup_limit:ratio{%(sel)s} > %(minRatio)s
                 )
                 or
                 (
-                  predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(window)s], %(horizon)d) / %(bytes)d > 1
+                  predict_linear(clawdbot_process_tree_resident_memory_bytes{%(sel)s}[%(window)s], %(horizon)d) / %(bytes)d > 1
                   and
-                  predict_linear(clawdbot_process_resident_memory_bytes{%(sel)s}[%(recent)s], %(horizon)d) / %(bytes)d > 1
+                  predict_linear(clawdbot_process_tree_resident_memory_bytes{%(sel)s}[%(recent)s], %(horizon)d) / %(bytes)d > 1
                   and
-                  clawdbot_process_resident_memory_bytes{%(sel)s} / %(bytes)d > %(minRatio)s
+                  clawdbot_process_tree_resident_memory_bytes{%(sel)s} / %(bytes)d > %(minRatio)s
                   unless ignoring (kind)
                   clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"}
                 )
@@ -303,7 +335,7 @@
             },
             c.memoryGrowthFor,
             'A Clawdbot gateway is growing towards its memory limit.',
-            'At the trend of the last %s and of the last %s, the resident memory of %s reaches {{ $value | humanizePercentage }} of its limit (its cgroup memory limit, else %s) within %d hours.' % [c.memoryGrowthWindow, c.memoryGrowthRecentWindow, gw, humanBytes(c.memoryRSSAbsoluteThresholdBytes), c.memoryGrowthHorizonHours],
+            'At the trend of the last %s and of the last %s, the resident memory of %s (its process tree) reaches {{ $value | humanizePercentage }} of its limit (its cgroup memory limit, else %s) within %d hours.' % [c.memoryGrowthWindow, c.memoryGrowthRecentWindow, gw, humanBytes(c.memoryRSSAbsoluteThresholdBytes), c.memoryGrowthHorizonHours],
           ),
           alert(
             'ClawdbotFileDescriptorsHigh',

@@ -64,7 +64,7 @@ local common = import 'common.libsonnet';
     local lockState = c.lockState;
     local lockStateMappings = c.lockStateMappings;
 
-    local rssRatio = q('instance_gateway:clawdbot_process_resident_memory_bytes_per_cgroup_limit:ratio{%(s)s}');
+    local rssRatio = q('instance_gateway:clawdbot_process_tree_resident_memory_bytes_per_cgroup_limit:ratio{%(s)s}');
 
     local rows = [
       d.row('Summary', [

@@ -5,16 +5,22 @@
 //
 //   instance_gateway:clawdbot_probe_duration_seconds:sum
 //       whole probe time per gateway, all phases (dashboard).
-//   instance_gateway:clawdbot_process_resident_memory_bytes_per_cgroup_limit:ratio
-//       RSS / cgroup memory limit, 0 to 1; absent without a cgroup limit
-//       (ClawdbotMemoryNearLimit, ClawdbotMemoryGrowing, dashboard).
+//   instance_gateway:clawdbot_process_tree_resident_memory_bytes_per_cgroup_limit:ratio
+//       RSS of the gateway's process tree (openclaw's children included:
+//       the cgroup limit covers them too) / cgroup memory limit, 0 to 1;
+//       absent without a cgroup limit (ClawdbotMemoryNearLimit,
+//       ClawdbotMemoryGrowing, dashboard).
 //   instance_gateway:clawdbot_process_resident_memory_bytes:deriv<memoryGrowthWindow>
 //       RSS growth in bytes per second (dashboard).
 //   instance_gateway:clawdbot_restarts:changes<restartsWindow>
-//       restarts: changes of the process start time, else resets of the
-//       reported uptime (ClawdbotGatewayRestarting, dashboard).
+//       restarts: increases of clawdbot_gateway_restarts_total (the
+//       exporter's count, openclaw's in-process restarts included; a reset
+//       is the exporter's restart, not the gateway's), else changes of the
+//       process start time, else resets of the reported uptime
+//       (ClawdbotGatewayRestarting, dashboard).
 //   instance_gateway:clawdbot_lock_owner_alive:count
-//       live locks per gateway: locks whose owner runs
+//       live config locks per gateway: locks whose owner runs (openclaw's
+//       gateway.state.lock left out)
 //       (ClawdbotMultipleLiveLocks, dashboard).
 //   instance_gateway_agent:clawdbot_session_store_transcript_bytes:deriv<sessionGrowthWindow>
 //       transcript growth per agent in bytes per second
@@ -54,9 +60,9 @@
             expr: 'sum without (phase) (clawdbot_probe_duration_seconds{%s})' % sel,
           },
           {
-            record: 'instance_gateway:clawdbot_process_resident_memory_bytes_per_cgroup_limit:ratio',
+            record: 'instance_gateway:clawdbot_process_tree_resident_memory_bytes_per_cgroup_limit:ratio',
             expr: |||
-              clawdbot_process_resident_memory_bytes{%(sel)s}
+              clawdbot_process_tree_resident_memory_bytes{%(sel)s}
               / ignoring (kind)
               clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"}
             ||| % { sel: sel },
@@ -68,6 +74,12 @@
           {
             record: 'instance_gateway:clawdbot_restarts:changes%s' % c.restartsWindow,
             expr: |||
+              (
+                changes(clawdbot_gateway_restarts_total{%(sel)s}[%(w)s])
+                -
+                resets(clawdbot_gateway_restarts_total{%(sel)s}[%(w)s])
+              )
+              or
               changes(clawdbot_process_start_time_seconds{%(sel)s}[%(w)s])
               or
               resets(clawdbot_gateway_uptime_seconds{%(sel)s}[%(w)s])
@@ -75,7 +87,15 @@
           },
           {
             record: 'instance_gateway:clawdbot_lock_owner_alive:count',
-            expr: 'count without (path, state) (clawdbot_lock_owner_state{%s, state="alive"} == 1)' % sel,
+            // Config locks only: openclaw's gateway.state.lock is the same
+            // gateway's second lock.
+            expr: |||
+              count without (path, state) (
+                clawdbot_lock_owner_state{%(sel)s, state="alive"} == 1
+                unless ignoring (state, kind, product, role)
+                clawdbot_lock_info{%(sel)s, kind="state"}
+              )
+            ||| % { sel: sel },
           },
           {
             record: 'instance_gateway_agent:clawdbot_session_store_transcript_bytes:deriv%s' % c.sessionGrowthWindow,

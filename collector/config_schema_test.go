@@ -1,0 +1,81 @@
+package collector
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
+)
+
+// realSchemaPayload is openclaw 2026.9.6's own config.schema answer.
+func realSchemaPayload(t *testing.T) json.RawMessage {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "gateway", "testdata", "real", "openclaw-config.schema.json.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frame struct {
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(b, &frame); err != nil {
+		t.Fatal(err)
+	}
+	return frame.Payload
+}
+
+// A key the running gateway's own schema refuses is flagged while the
+// gateway runs, before a restart would fail on it; the 2 MB schema is
+// fetched once per gateway version, not on every scrape.
+func TestConfigUnknownKeysFromGatewaySchema(t *testing.T) {
+	srv := gt.New(gt.Options{Protocol: 4, ConfigSchema: realSchemaPayload(t)})
+	defer srv.Close()
+	cfg := filepath.Join(t.TempDir(), "openclaw.json")
+	write := func(doc string) {
+		if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{gateway: {mode: "local", auth: {mode: "token", token: "x"}}}`)
+	targets := []gateway.Target{{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken, ConfigPath: cfg}}
+	exp, err := New(Config{Gateways: targets}, []string{"probe", "config"}, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{MaxTimeout: 5 * time.Second, Logger: promslog.NewNopLogger()})
+	doScrape(t, h, "") // the probe fetches the schema
+	// An edit the gateway would refuse at its next start.
+	write(`{gateway: {mode: "local", auth: {mode: "token", token: "x"}}, session: {historyLimit: 50}, agents: {defaults: {nope: 1}}}`)
+	res := doScrape(t, h, "")
+	for key, want := range map[string]float64{"session.historyLimit": 1, "agents.defaults.nope": 1} {
+		if v, ok := res.value("clawdbot_config_unknown_key", map[string]string{"gateway": "gw", "key": key}); !ok || v != want {
+			t.Errorf("unknown_key{key=%s} = %v (present %v), want %v", key, v, ok, want)
+		}
+	}
+	if v, _ := res.value("clawdbot_config_schema_info", map[string]string{"source": "gateway", "version": gt.VersionProtocol4}); v != 1 {
+		t.Errorf("schema_info{source=gateway} = %v:\n%s", v, res.body)
+	}
+	for range 3 {
+		doScrape(t, h, "")
+	}
+	if n := srv.SchemaCalls(); n != 1 {
+		t.Errorf("config.schema asked %d times in 5 scrapes, want once per gateway version", n)
+	}
+}
