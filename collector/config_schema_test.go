@@ -1,9 +1,6 @@
 package collector
 
 import (
-	"compress/gzip"
-	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,38 +11,14 @@ import (
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
-
-// realSchemaPayload is openclaw 2026.9.6's own config.schema answer.
-func realSchemaPayload(t *testing.T) json.RawMessage {
-	t.Helper()
-	f, err := os.Open(filepath.Join("..", "gateway", "testdata", "real", "openclaw-config.schema.json.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frame struct {
-		Payload json.RawMessage `json:"payload"`
-	}
-	if err := json.Unmarshal(b, &frame); err != nil {
-		t.Fatal(err)
-	}
-	return frame.Payload
-}
 
 // A key the running gateway's own schema refuses is flagged while the
 // gateway runs, before a restart would fail on it; the 2 MB schema is
 // fetched once per gateway version, not on every scrape.
 func TestConfigUnknownKeysFromGatewaySchema(t *testing.T) {
-	srv := gt.New(gt.Options{Protocol: 4, ConfigSchema: realSchemaPayload(t)})
+	srv := gt.New(gt.Options{Protocol: 4, ConfigSchema: testutil.RealConfigSchema(t, filepath.Join("..", "gateway", "testdata", "real", "openclaw-config.schema.json.gz"))})
 	defer srv.Close()
 	cfg := filepath.Join(t.TempDir(), "openclaw.json")
 	write := func(doc string) {

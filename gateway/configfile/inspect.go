@@ -156,6 +156,9 @@ type Report struct {
 	// tree is the document's shape, $include resolved, for a schema check:
 	// its objects and lists with every value dropped, so no secret stays.
 	tree map[string]any
+	// redact keeps the file's token and password out of key labels; a
+	// func, so that printing a Report shows no secret either.
+	redact func(string) string
 }
 
 // Inspect reads and inspects a gateway config file and its includes.
@@ -201,6 +204,7 @@ func (rep *Report) fill(root map[string]any) {
 		}
 	}
 
+	rep.redact = func(s string) string { return secret.Redact(s, secrets...) }
 	rep.Bind = labelValue(gw["bind"], defaultBind, secrets)
 	if tls, ok := gw["tls"].(map[string]any); ok {
 		rep.TLS = tls["enabled"] == true

@@ -252,6 +252,10 @@ func (s *Schema) UnknownKeys(rep *Report) []string {
 	s.root.check(rep.tree, "", seen, 0)
 	out := make([]string, 0, len(seen))
 	for k := range seen {
+		// A key is a label value: never with a secret pasted into it.
+		if rep.redact != nil {
+			k = rep.redact(k)
+		}
 		out = append(out, k)
 	}
 	if len(out) == 0 {

@@ -2,39 +2,18 @@ package configfile
 
 import (
 	"bytes"
-	"compress/gzip"
-	"encoding/json"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
-// realSchema is openclaw 2026.9.6's own config.schema answer, captured from
-// the running gateway (gateway/testdata/real).
+// realSchema is openclaw 2026.9.6's own config schema, compiled.
 func realSchema(t testing.TB) *Schema {
 	t.Helper()
-	f, err := os.Open("../testdata/real/openclaw-config.schema.json.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var frame struct {
-		Payload json.RawMessage `json:"payload"`
-	}
-	if err := json.Unmarshal(b, &frame); err != nil {
-		t.Fatal(err)
-	}
-	s, err := CompileSchema(frame.Payload)
+	s, err := CompileSchema(testutil.RealConfigSchema(t, "../testdata/real/openclaw-config.schema.json.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
