@@ -370,8 +370,22 @@ func TestSQLiteStoreBackground(t *testing.T) {
 
 func TestSQLiteStoreUnreadable(t *testing.T) {
 	if os.Geteuid() == 0 {
-		schema, err := filepath.Abs("testdata/openclaw-agent-schema-23.sql")
+		// The checkout may sit where nobody cannot read (a 0700 temp
+		// directory in CI): hand the fixture over in a directory of its own.
+		ddl, err := os.ReadFile("testdata/openclaw-agent-schema-23.sql")
 		if err != nil {
+			t.Fatal(err)
+		}
+		dir, err := os.MkdirTemp("", "oc-schema")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+		schema := filepath.Join(dir, "schema.sql")
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(schema, ddl, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out, err := testutil.RunAsNobody(t, "TestSQLiteStoreUnreadable", "OC_SCHEMA_SQL="+schema)
