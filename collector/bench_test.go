@@ -48,7 +48,7 @@ func BenchmarkScrapeFaults(b *testing.B) {
 			var late time.Duration
 			for b.Loop() {
 				res := doScrape(b, h, "0.6") // 0.6 s minus the 0.5 s offset
-				late += max(res.elapsed-100*time.Millisecond, 0)
+				late += max(res.Elapsed-100*time.Millisecond, 0)
 			}
 			b.ReportMetric(float64(late.Milliseconds())/float64(b.N), "late-ms/op")
 		})

@@ -44,18 +44,18 @@ func TestScrapeIsolatesCollectors(t *testing.T) {
 	h := NewHandler(e, prometheus.NewRegistry(), HandlerOpts{TimeoutOffset: 0, MaxTimeout: 200 * time.Millisecond, Logger: promslog.NewNopLogger()})
 	res := doScrape(t, h, "")
 	// A hang, not speed: the stuck collector must not hold the scrape.
-	if res.elapsed > 2*time.Second {
-		t.Errorf("scrape took %v with a 200 ms deadline", res.elapsed)
+	if res.Elapsed > 2*time.Second {
+		t.Errorf("scrape took %v with a 200 ms deadline", res.Elapsed)
 	}
 	for name, want := range map[string]float64{"good": 1, "failing": 0, "panicking": 0, "stuck": 0} {
-		if v, ok := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": name}); !ok || v != want {
+		if v, ok := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": name}); !ok || v != want {
 			t.Errorf("collector_success{%s} = %v (present %v), want %v", name, v, ok, want)
 		}
-		if _, ok := res.value("clawdbot_exporter_collector_duration_seconds", map[string]string{"collector": name}); !ok {
+		if _, ok := res.Value("clawdbot_exporter_collector_duration_seconds", map[string]string{"collector": name}); !ok {
 			t.Errorf("no duration for %s", name)
 		}
 	}
-	if v, _ := res.value("test_value", nil); v != 42 {
+	if v, _ := res.Value("test_value", nil); v != 42 {
 		t.Errorf("test_value = %v, want the good collector's 42", v)
 	}
 }

@@ -43,10 +43,10 @@ func TestConfigCollectorDeepConfig(t *testing.T) {
 			h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{MaxTimeout: 5 * time.Second, Logger: promslog.NewNopLogger()})
 			for range 2 { // the second from the inspector's cache
 				res := doScrape(t, h, "")
-				if v, ok := res.value("clawdbot_config_parse_ok", map[string]string{"gateway": "gw"}); !ok || v != tc.wantOK {
+				if v, ok := res.Value("clawdbot_config_parse_ok", map[string]string{"gateway": "gw"}); !ok || v != tc.wantOK {
 					t.Errorf("config_parse_ok = %v (present %v), want %v", v, ok, tc.wantOK)
 				}
-				if v, ok := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": "config"}); !ok || v != 1 {
+				if v, ok := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "config"}); !ok || v != 1 {
 					t.Errorf("collector_success{config} = %v (present %v), want 1", v, ok)
 				}
 			}

@@ -38,12 +38,12 @@ func TestConfigUnknownKeysFromGatewaySchema(t *testing.T) {
 	write(`{gateway: {mode: "local", auth: {mode: "token", token: "x"}}, session: {historyLimit: 50}, agents: {defaults: {nope: 1}}}`)
 	res := doScrape(t, h, "")
 	for key, want := range map[string]float64{"session.historyLimit": 1, "agents.defaults.nope": 1} {
-		if v, ok := res.value("clawdbot_config_unknown_key", map[string]string{"gateway": "gw", "key": key}); !ok || v != want {
+		if v, ok := res.Value("clawdbot_config_unknown_key", map[string]string{"gateway": "gw", "key": key}); !ok || v != want {
 			t.Errorf("unknown_key{key=%s} = %v (present %v), want %v", key, v, ok, want)
 		}
 	}
-	if v, _ := res.value("clawdbot_config_schema_info", map[string]string{"source": "gateway", "version": gt.VersionProtocol4}); v != 1 {
-		t.Errorf("schema_info{source=gateway} = %v:\n%s", v, res.body)
+	if v, _ := res.Value("clawdbot_config_schema_info", map[string]string{"source": "gateway", "version": gt.VersionProtocol4}); v != 1 {
+		t.Errorf("schema_info{source=gateway} = %v:\n%s", v, res.Body)
 	}
 	for range 3 {
 		doScrape(t, h, "")

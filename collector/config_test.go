@@ -50,7 +50,7 @@ func TestConfigCollector(t *testing.T) {
 	h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{MaxTimeout: 5 * time.Second, Logger: logger})
 
 	res := doScrape(t, h, "")
-	if v, _ := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": "config"}); v != 1 {
+	if v, _ := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "config"}); v != 1 {
 		t.Errorf("collector_success = %v, want 1 (an unparseable config is a finding, not a failure)", v)
 	}
 	type sample struct {
@@ -106,7 +106,7 @@ func TestConfigCollector(t *testing.T) {
 	check := func(res scrapeResult, checks []sample) {
 		t.Helper()
 		for _, c := range checks {
-			v, ok := res.value(c.name, c.labels)
+			v, ok := res.Value(c.name, c.labels)
 			switch {
 			case c.want < 0 && ok:
 				t.Errorf("%s%v = %v, want absent", c.name, c.labels, v)
@@ -121,12 +121,12 @@ func TestConfigCollector(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, _ := res.value("clawdbot_config_last_modified_timestamp_seconds", gw(name))
+		v, _ := res.Value("clawdbot_config_last_modified_timestamp_seconds", gw(name))
 		if want := float64(st.ModTime().UnixNano()) / 1e9; v != want {
 			t.Errorf("%s mtime = %v, want %v", name, v, want)
 		}
 	}
-	if problems, err := promlint.New(strings.NewReader(res.body)).Lint(); err != nil || len(problems) > 0 {
+	if problems, err := promlint.New(strings.NewReader(res.Body)).Lint(); err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %v", err, problems)
 	}
 
@@ -147,7 +147,7 @@ func TestConfigCollector(t *testing.T) {
 		{"clawdbot_config_unknown_key", gw("changing", "key", "session.historyLimit"), 1},
 		{"clawdbot_config_parse_ok", gw("guide"), 1},
 	})
-	if v, _ := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": "config"}); v != 1 {
+	if v, _ := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "config"}); v != 1 {
 		t.Errorf("collector_success = %v after a deletion", v)
 	}
 
@@ -188,11 +188,11 @@ func TestConfigCollectorNoSecrets(t *testing.T) {
 	}
 	h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{MaxTimeout: 5 * time.Second, Logger: logger})
 	res := doScrape(t, h, "")
-	if v, _ := res.value("clawdbot_config_info", map[string]string{"gateway": "secret-in-bind.json5", "bind": "<secret>"}); v != 1 {
+	if v, _ := res.Value("clawdbot_config_info", map[string]string{"gateway": "secret-in-bind.json5", "bind": "<secret>"}); v != 1 {
 		t.Errorf("a secret pasted as bind should show as <secret>")
 	}
 	for _, s := range secrets {
-		if strings.Contains(res.body, s) {
+		if strings.Contains(res.Body, s) {
 			t.Errorf("/metrics holds secret %q", s)
 		}
 		if strings.Contains(logs.String(), s) {

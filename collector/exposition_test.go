@@ -18,7 +18,7 @@ const expositionPath = "testdata/exposition.golden"
 // addresses become placeholders. -update rewrites the file.
 func TestExpositionGolden(t *testing.T) {
 	res, paths := fixtureScrape(t)
-	got := maskExposition(res.body, paths)
+	got := maskExposition(res.Body, paths)
 	if *update {
 		if err := os.WriteFile(expositionPath, []byte(got), 0o644); err != nil {
 			t.Fatal(err)

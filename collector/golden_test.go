@@ -36,7 +36,7 @@ const goldenPath = "testdata/metrics.golden"
 func TestMetricNamesGolden(t *testing.T) {
 	res, _ := fixtureScrape(t)
 	var got []string
-	sc := bufio.NewScanner(strings.NewReader(res.body))
+	sc := bufio.NewScanner(strings.NewReader(res.Body))
 	for sc.Scan() {
 		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
 			got = append(got, f[2])
@@ -125,13 +125,13 @@ func fixtureScrape(t *testing.T) (scrapeResult, map[string]string) {
 	h := NewHandler(exp, static, HandlerOpts{MaxTimeout: 5 * time.Second, Logger: promslog.NewNopLogger()})
 	res := doScrape(t, h, "")
 	for _, c := range names() {
-		if v, _ := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); v != 1 {
-			t.Fatalf("collector %s failed:\n%s", c, res.body)
+		if v, _ := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); v != 1 {
+			t.Fatalf("collector %s failed:\n%s", c, res.Body)
 		}
 	}
 	for _, gw := range []string{"clawdbot", "openclaw"} {
-		if v, _ := res.value("clawdbot_up", map[string]string{"gateway": gw}); v != 1 {
-			t.Fatalf("%s not up: %v", gw, res.failing(gw))
+		if v, _ := res.Value("clawdbot_up", map[string]string{"gateway": gw}); v != 1 {
+			t.Fatalf("%s not up: %v", gw, res.Failing(gw))
 		}
 	}
 	return res, map[string]string{

@@ -15,17 +15,7 @@ import (
 )
 
 // scrapeResult is one parsed /metrics answer.
-type scrapeResult struct {
-	body    string
-	elapsed time.Duration
-	metrictest.Families
-}
-
-func (r scrapeResult) value(name string, labels map[string]string) (float64, bool) {
-	return r.Value(name, labels)
-}
-
-func (r scrapeResult) failing(gw string) []string { return r.Failing(gw) }
+type scrapeResult = metrictest.Scrape
 
 func newTestHandler(t testing.TB, targets []gateway.Target, maxTimeout time.Duration) http.Handler {
 	t.Helper()
@@ -54,11 +44,11 @@ func doScrape(t testing.TB, h http.Handler, timeoutHeader string) scrapeResult {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("scrape answered %d: %s", rec.Code, body)
 	}
-	fams, err := metrictest.Parse(string(body))
+	res, err := metrictest.ParseScrape(string(body), elapsed)
 	if err != nil {
 		t.Fatalf("unparseable /metrics: %v\n%s", err, body)
 	}
-	return scrapeResult{body: string(body), Families: fams, elapsed: elapsed}
+	return res
 }
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

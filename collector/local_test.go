@@ -76,7 +76,7 @@ func TestLockAndProcessCollectors(t *testing.T) {
 	res := doScrape(t, h, "")
 
 	state := func(path, s string) float64 {
-		v, _ := res.value("clawdbot_lock_owner_state", map[string]string{"path": path, "state": s})
+		v, _ := res.Value("clawdbot_lock_owner_state", map[string]string{"path": path, "state": s})
 		return v
 	}
 	for path, want := range map[string]string{mine: "alive", dead: "dead", garbage: "unknown"} {
@@ -104,31 +104,31 @@ func TestLockAndProcessCollectors(t *testing.T) {
 		{"clawdbot_process_up", map[string]string{"gateway": "work"}, 0},
 	}
 	for _, c := range checks {
-		if v, ok := res.value(c.name, c.labels); !ok || v != c.want {
+		if v, ok := res.Value(c.name, c.labels); !ok || v != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, v, ok, c.want)
 		}
 	}
-	if age, _ := res.value("clawdbot_lock_age_seconds", map[string]string{"path": mine}); age < 89 || age > 120 {
+	if age, _ := res.Value("clawdbot_lock_age_seconds", map[string]string{"path": mine}); age < 89 || age > 120 {
 		t.Errorf("lock age %v, want about 90 s from createdAt", age)
 	}
 	for _, name := range []string{"clawdbot_process_resident_memory_bytes", "clawdbot_process_virtual_memory_bytes",
 		"clawdbot_process_start_time_seconds", "clawdbot_process_open_fds", "clawdbot_process_max_fds"} {
-		if v, ok := res.value(name, map[string]string{"gateway": "main"}); !ok || v <= 0 {
+		if v, ok := res.Value(name, map[string]string{"gateway": "main"}); !ok || v <= 0 {
 			t.Errorf("%s = %v (present %v)", name, v, ok)
 		}
 	}
-	if start, _ := res.value("clawdbot_process_start_time_seconds", nil); time.Since(time.Unix(int64(start), 0)) > time.Minute {
+	if start, _ := res.Value("clawdbot_process_start_time_seconds", nil); time.Since(time.Unix(int64(start), 0)) > time.Minute {
 		t.Errorf("start time %v is not the child's", start)
 	}
-	if _, ok := res.value("clawdbot_lock_filesystem_info", map[string]string{"path": mine}); !ok {
+	if _, ok := res.Value("clawdbot_lock_filesystem_info", map[string]string{"path": mine}); !ok {
 		t.Error("no filesystem info")
 	}
 	for _, c := range []string{"lock", "process"} {
-		if v, _ := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); v != 1 {
+		if v, _ := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); v != 1 {
 			t.Errorf("collector %s failed", c)
 		}
 	}
-	problems, err := promlint.New(strings.NewReader(res.body)).Lint()
+	problems, err := promlint.New(strings.NewReader(res.Body)).Lint()
 	if err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %v", err, problems)
 	}
@@ -137,10 +137,10 @@ func TestLockAndProcessCollectors(t *testing.T) {
 	_ = child.Process.Kill()
 	_ = child.Wait()
 	res = doScrape(t, h, "")
-	if v, _ := res.value("clawdbot_lock_stale", map[string]string{"path": mine}); v != 1 {
+	if v, _ := res.Value("clawdbot_lock_stale", map[string]string{"path": mine}); v != 1 {
 		t.Error("lock of an exited owner is not stale")
 	}
-	if v, _ := res.value("clawdbot_process_up", map[string]string{"gateway": "main"}); v != 0 {
+	if v, _ := res.Value("clawdbot_process_up", map[string]string{"gateway": "main"}); v != 0 {
 		t.Error("process_up after the owner exited")
 	}
 }

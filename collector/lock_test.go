@@ -81,7 +81,7 @@ func TestLockCollectorHostileNames(t *testing.T) {
 				t.Errorf("gathering failed: %s", gatherLog)
 			}
 			for _, c := range []string{"lock", "process"} {
-				if v, ok := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); !ok || v != 1 {
+				if v, ok := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); !ok || v != 1 {
 					t.Errorf("collector_success{%s} = %v (present %v), want 1", c, v, ok)
 				}
 			}
@@ -91,14 +91,14 @@ func TestLockCollectorHostileNames(t *testing.T) {
 			}
 			for path, state := range want {
 				for _, s := range lockfile.OwnerStates() {
-					v, ok := res.value("clawdbot_lock_owner_state", map[string]string{"path": path, "state": string(s)})
+					v, ok := res.Value("clawdbot_lock_owner_state", map[string]string{"path": path, "state": string(s)})
 					if !ok || v != boolValue(string(s) == state) {
-						t.Errorf("lock_owner_state{path=%q,state=%s} = %v (present %v), want the state %s\n%s", path, s, v, ok, state, res.body)
+						t.Errorf("lock_owner_state{path=%q,state=%s} = %v (present %v), want the state %s\n%s", path, s, v, ok, state, res.Body)
 					}
 				}
 			}
-			if n := strings.Count(res.body, "clawdbot_lock_present{"); n != len(want) {
-				t.Errorf("%d locks reported, want %d\n%s", n, len(want), res.body)
+			if n := strings.Count(res.Body, "clawdbot_lock_present{"); n != len(want) {
+				t.Errorf("%d locks reported, want %d\n%s", n, len(want), res.Body)
 			}
 		})
 	}
@@ -200,15 +200,15 @@ func TestLockCollectorOpenclawSet(t *testing.T) {
 		{"clawdbot_exporter_items_dropped_total", map[string]string{"collector": "lock", "kind": lockfile.DroppedLockFiles}, 0},
 		{"clawdbot_exporter_collector_success", map[string]string{"collector": "lock"}, 1},
 	} {
-		if v, ok := res.value(c.name, c.labels); !ok || v != c.want {
+		if v, ok := res.Value(c.name, c.labels); !ok || v != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, v, ok, c.want)
 		}
 	}
-	if v, _ := res.value("clawdbot_lock_reclaim_guard_age_seconds", map[string]string{"path": guard}); v < 110 || v > 200 {
+	if v, _ := res.Value("clawdbot_lock_reclaim_guard_age_seconds", map[string]string{"path": guard}); v < 110 || v > 200 {
 		t.Errorf("guard age %v s, want about 120", v)
 	}
-	if n := strings.Count(res.body, "clawdbot_lock_blocking_start{"); n != 3 {
-		t.Errorf("%d blocking series, want 3:\n%s", n, res.body)
+	if n := strings.Count(res.Body, "clawdbot_lock_blocking_start{"); n != 3 {
+		t.Errorf("%d blocking series, want 3:\n%s", n, res.Body)
 	}
 }
 
@@ -231,10 +231,10 @@ func TestLockCollectorFlood(t *testing.T) {
 	for i := 1; i <= 2; i++ {
 		res := doScrape(t, h, "")
 		want := float64(i * (n - lockfile.DefaultMaxFilesPerDir))
-		if v, _ := res.value("clawdbot_exporter_items_dropped_total", map[string]string{"collector": "lock", "kind": lockfile.DroppedLockFiles}); v != want {
+		if v, _ := res.Value("clawdbot_exporter_items_dropped_total", map[string]string{"collector": "lock", "kind": lockfile.DroppedLockFiles}); v != want {
 			t.Errorf("scrape %d: dropped %v, want %v", i, v, want)
 		}
-		if got := strings.Count(res.body, "clawdbot_lock_present{"); got != lockfile.DefaultMaxFilesPerDir {
+		if got := strings.Count(res.Body, "clawdbot_lock_present{"); got != lockfile.DefaultMaxFilesPerDir {
 			t.Errorf("scrape %d: %d locks reported, want the cap %d", i, got, lockfile.DefaultMaxFilesPerDir)
 		}
 	}

@@ -50,14 +50,14 @@ func TestProbeSurvivesHostileLabels(t *testing.T) {
 			defer srv.Close()
 			h := newTestHandler(t, []gateway.Target{{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken}}, 5*time.Second)
 			res := doScrape(t, h, "")
-			if v, ok := res.value("clawdbot_up", map[string]string{"gateway": "gw"}); !ok || v != 1 {
-				t.Fatalf("clawdbot_up = %v (present %v), want 1\n%.2000s", v, ok, res.body)
+			if v, ok := res.Value("clawdbot_up", map[string]string{"gateway": "gw"}); !ok || v != 1 {
+				t.Fatalf("clawdbot_up = %v (present %v), want 1\n%.2000s", v, ok, res.Body)
 			}
-			if v, ok := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": "probe"}); !ok || v != 1 {
+			if v, ok := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "probe"}); !ok || v != 1 {
 				t.Errorf("collector_success{probe} = %v (present %v), want 1", v, ok)
 			}
-			if v, ok := res.value("clawdbot_gateway_info", map[string]string{"version": tc.wantVersion}); !ok || v != 1 {
-				t.Errorf("no gateway_info with version %q\n%.2000s", tc.wantVersion, res.body)
+			if v, ok := res.Value("clawdbot_gateway_info", map[string]string{"version": tc.wantVersion}); !ok || v != 1 {
+				t.Errorf("no gateway_info with version %q\n%.2000s", tc.wantVersion, res.Body)
 			}
 			for _, f := range res.Families {
 				for _, m := range f.GetMetric() {
@@ -69,11 +69,11 @@ func TestProbeSurvivesHostileLabels(t *testing.T) {
 				}
 			}
 			if tc.health != "" {
-				if _, ok := res.value("clawdbot_agent_sessions", nil); !ok {
-					t.Errorf("the agent with a huge id is missing\n%.2000s", res.body)
+				if _, ok := res.Value("clawdbot_agent_sessions", nil); !ok {
+					t.Errorf("the agent with a huge id is missing\n%.2000s", res.Body)
 				}
-				if _, ok := res.value("clawdbot_channel_configured", nil); !ok {
-					t.Errorf("the channel with a huge id is missing\n%.2000s", res.body)
+				if _, ok := res.Value("clawdbot_channel_configured", nil); !ok {
+					t.Errorf("the channel with a huge id is missing\n%.2000s", res.Body)
 				}
 			}
 		})
@@ -109,11 +109,11 @@ func TestGoroutinePanicIsReported(t *testing.T) {
 	h := NewHandler(e, prometheus.NewRegistry(), HandlerOpts{MaxTimeout: 5 * time.Second, Logger: promslog.NewNopLogger()})
 	res := doScrape(t, h, "")
 	for name, want := range map[string]float64{"good": 1, "goroutine": 0, "goroutine-error": 0} {
-		if v, ok := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": name}); !ok || v != want {
+		if v, ok := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": name}); !ok || v != want {
 			t.Errorf("collector_success{%s} = %v (present %v), want %v", name, v, ok, want)
 		}
 	}
-	if v, _ := res.value("test_value", nil); v != 42 {
+	if v, _ := res.Value("test_value", nil); v != 42 {
 		t.Errorf("test_value = %v, want the good collector's 42", v)
 	}
 	for _, want := range []string{"bug in a goroutine", "a runtime error in a collector goroutine", "metric_test.go"} {

@@ -55,15 +55,15 @@ func TestProbeOpenclawPayloadMetrics(t *testing.T) {
 		{"clawdbot_exporter_items_dropped_total", map[string]string{"collector": "probe", "kind": "channel"}, 0},
 	}
 	for _, w := range want {
-		got, ok := res.value(w.name, w.labels)
+		got, ok := res.Value(w.name, w.labels)
 		if !ok || got != w.v {
 			t.Errorf("%s%v = %v (present %v), want %v", w.name, w.labels, got, ok, w.v)
 		}
 	}
-	if age, ok := res.value("clawdbot_status_age_seconds", nil); !ok || age < 0 || age > 60 {
+	if age, ok := res.Value("clawdbot_status_age_seconds", nil); !ok || age < 0 || age > 60 {
 		t.Errorf("status age = %v (present %v), want 0 to 60 s", age, ok)
 	}
-	problems, err := promlint.New(strings.NewReader(res.body)).Lint()
+	problems, err := promlint.New(strings.NewReader(res.Body)).Lint()
 	if err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %v", err, problems)
 	}
@@ -73,7 +73,7 @@ func TestProbeOpenclawPayloadMetrics(t *testing.T) {
 	for range 3 {
 		res = doScrape(t, h, "")
 	}
-	if v, _ := res.value("clawdbot_gateway_restarts_total", nil); v != 1 {
+	if v, _ := res.Value("clawdbot_gateway_restarts_total", nil); v != 1 {
 		t.Errorf("restarts after one in-process restart = %v, want 1", v)
 	}
 	// The status payload is cached: one status call for four scrapes.
@@ -84,7 +84,7 @@ func TestProbeOpenclawPayloadMetrics(t *testing.T) {
 	// Down, the gateway that has /readyz is not ready, not absent.
 	srv.Close()
 	res = doScrape(t, h, "1")
-	if v, ok := res.value("clawdbot_http_ready", nil); !ok || v != 0 {
+	if v, ok := res.Value("clawdbot_http_ready", nil); !ok || v != 0 {
 		t.Errorf("http_ready of a down openclaw = %v (present %v), want 0", v, ok)
 	}
 }
@@ -104,7 +104,7 @@ func TestProbeReadyChecks(t *testing.T) {
 	defer srv.Close()
 	res := doScrape(t, newTestHandler(t, []gateway.Target{{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken}}, 5*time.Second), "")
 	for check, want := range map[string]float64{"startup-sidecars": 1, "telegram": 1, "state-database": 0, "gateway-draining": 0} {
-		if v, ok := res.value("clawdbot_http_ready_check_failing", map[string]string{"check": check}); !ok || v != want {
+		if v, ok := res.Value("clawdbot_http_ready_check_failing", map[string]string{"check": check}); !ok || v != want {
 			t.Errorf("check %s = %v (present %v), want %v", check, v, ok, want)
 		}
 	}
@@ -170,8 +170,8 @@ func TestProbeCardinalityCap(t *testing.T) {
 			}
 			h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{TimeoutOffset: 500 * time.Millisecond, MaxTimeout: 30 * time.Second, Logger: promslog.NewNopLogger()})
 			res := doScrape(t, h, "")
-			if v, _ := res.value("clawdbot_up", nil); v != 1 {
-				t.Fatalf("up = %v, failing %v", v, res.failing("gw"))
+			if v, _ := res.Value("clawdbot_up", nil); v != 1 {
+				t.Fatalf("up = %v, failing %v", v, res.Failing("gw"))
 			}
 			count := func(name string) int { return len(res.Families[name].GetMetric()) }
 			if n := count("clawdbot_channel_configured"); n != tc.wantSeries {
@@ -180,18 +180,18 @@ func TestProbeCardinalityCap(t *testing.T) {
 			if n, want := count("clawdbot_agent_sessions"), min(tc.agents, limit); n != want {
 				t.Errorf("agent series = %d, want %d", n, want)
 			}
-			if _, ok := res.value("clawdbot_channel_configured", map[string]string{"channel": tc.firstCh}); !ok {
+			if _, ok := res.Value("clawdbot_channel_configured", map[string]string{"channel": tc.firstCh}); !ok {
 				t.Error("the first channel in sorted order is missing")
 			}
 			dropAgents := float64(max(tc.agents-limit, 0))
 			for kind, want := range map[string]float64{"channel": tc.dropCh, "account": tc.dropAcc, "agent": dropAgents} {
-				if v, _ := res.value("clawdbot_exporter_items_dropped_total", map[string]string{"collector": "probe", "kind": kind}); v != want {
+				if v, _ := res.Value("clawdbot_exporter_items_dropped_total", map[string]string{"collector": "probe", "kind": kind}); v != want {
 					t.Errorf("dropped %s = %v, want %v", kind, v, want)
 				}
 			}
-			t.Logf("%d series, %d bytes of /metrics, scrape %v", len(strings.Split(res.body, "\n")), len(res.body), res.elapsed)
-			if len(res.body) > 1<<20 {
-				t.Errorf("/metrics is %d bytes, want < 1 MiB", len(res.body))
+			t.Logf("%d series, %d bytes of /metrics, scrape %v", len(strings.Split(res.Body, "\n")), len(res.Body), res.Elapsed)
+			if len(res.Body) > 1<<20 {
+				t.Errorf("/metrics is %d bytes, want < 1 MiB", len(res.Body))
 			}
 		})
 	}
@@ -215,16 +215,16 @@ func TestProbeDuplicateAgents(t *testing.T) {
 	h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{TimeoutOffset: 500 * time.Millisecond, MaxTimeout: 5 * time.Second, Logger: logger})
 	for i := range 3 {
 		res := doScrape(t, h, "")
-		if v, _ := res.value("clawdbot_agent_sessions", map[string]string{"agent": "main"}); v != 3 {
+		if v, _ := res.Value("clawdbot_agent_sessions", map[string]string{"agent": "main"}); v != 3 {
 			t.Errorf("scrape %d: main sessions = %v, want 3 (the first entry)", i, v)
 		}
-		if v, _ := res.value("clawdbot_agent_sessions", map[string]string{"agent": "ops"}); v != 1 {
+		if v, _ := res.Value("clawdbot_agent_sessions", map[string]string{"agent": "ops"}); v != 1 {
 			t.Errorf("scrape %d: ops sessions = %v, want 1", i, v)
 		}
-		if v, _ := res.value("clawdbot_exporter_items_dropped_total", map[string]string{"kind": "duplicate_agent"}); v != float64(i+1) {
+		if v, _ := res.Value("clawdbot_exporter_items_dropped_total", map[string]string{"kind": "duplicate_agent"}); v != float64(i+1) {
 			t.Errorf("scrape %d: duplicates dropped = %v, want %d", i, v, i+1)
 		}
-		if v, _ := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": "probe"}); v != 1 {
+		if v, _ := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "probe"}); v != 1 {
 			t.Errorf("scrape %d: probe collector failed", i)
 		}
 	}
@@ -257,8 +257,8 @@ func TestProbeTLSZeroConfig(t *testing.T) {
 	}
 	res := doScrape(t, newTestHandler(t, []gateway.Target{target}, 5*time.Second), "")
 	for _, name := range []string{"clawdbot_up", "clawdbot_http_ready"} {
-		if v, ok := res.value(name, nil); !ok || v != 1 {
-			t.Errorf("%s = %v (present %v), want 1; failing %v", name, v, ok, res.failing(""))
+		if v, ok := res.Value(name, nil); !ok || v != 1 {
+			t.Errorf("%s = %v (present %v), want 1; failing %v", name, v, ok, res.Failing(""))
 		}
 	}
 }

@@ -83,24 +83,24 @@ func TestProbeFaults(t *testing.T) {
 			res := doScrape(t, newTestHandler(t, []gateway.Target{target}, 5*time.Second), header)
 
 			// A hang, not speed: a loaded machine may be late, never by seconds.
-			if res.elapsed > deadline+2*time.Second {
-				t.Errorf("scrape took %v, deadline %v", res.elapsed, deadline)
+			if res.Elapsed > deadline+2*time.Second {
+				t.Errorf("scrape took %v, deadline %v", res.Elapsed, deadline)
 			}
-			if v, ok := res.value("clawdbot_up", map[string]string{"gateway": "gw"}); !ok || v != 0 {
+			if v, ok := res.Value("clawdbot_up", map[string]string{"gateway": "gw"}); !ok || v != 0 {
 				t.Errorf("clawdbot_up = %v (present %v), want 0", v, ok)
 			}
-			if got := res.failing("gw"); len(got) != 1 || got[0] != tc.reason {
+			if got := res.Failing("gw"); len(got) != 1 || got[0] != tc.reason {
 				t.Errorf("failing reasons = %v, want [%s]", got, tc.reason)
 			}
-			if v, _ := res.value("clawdbot_probe_failures_total", map[string]string{"gateway": "gw", "reason": tc.reason}); v != 1 {
+			if v, _ := res.Value("clawdbot_probe_failures_total", map[string]string{"gateway": "gw", "reason": tc.reason}); v != 1 {
 				t.Errorf("failures_total{reason=%s} = %v, want 1", tc.reason, v)
 			}
-			if v, _ := res.value("clawdbot_probe_duration_seconds", map[string]string{"phase": tc.phase}); v <= 0 {
+			if v, _ := res.Value("clawdbot_probe_duration_seconds", map[string]string{"phase": tc.phase}); v <= 0 {
 				t.Errorf("phase %s duration = %v, want > 0", tc.phase, v)
 			}
 			// The probe collector did its job: a down gateway is not a
 			// failed scrape.
-			if v, _ := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": "probe"}); v != 1 {
+			if v, _ := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "probe"}); v != 1 {
 				t.Errorf("collector_success = %v", v)
 			}
 			if srv != nil {
@@ -155,32 +155,32 @@ func TestProbeUp(t *testing.T) {
 				"clawdbot_heartbeat_interval_seconds": gt.HealthHeartbeatSecs,
 			}
 			for name, v := range want {
-				if got, ok := res.value(name, map[string]string{"gateway": "gw"}); !ok || got != v {
+				if got, ok := res.Value(name, map[string]string{"gateway": "gw"}); !ok || got != v {
 					t.Errorf("%s = %v (present %v), want %v", name, got, ok, v)
 				}
 			}
-			if _, ok := res.value("clawdbot_gateway_info", map[string]string{"product": tc.product, "protocol": tc.proto, "version": tc.version}); !ok {
-				t.Errorf("no gateway_info{product=%s,protocol=%s,version=%q}:\n%s", tc.product, tc.proto, tc.version, res.body)
+			if _, ok := res.Value("clawdbot_gateway_info", map[string]string{"product": tc.product, "protocol": tc.proto, "version": tc.version}); !ok {
+				t.Errorf("no gateway_info{product=%s,protocol=%s,version=%q}:\n%s", tc.product, tc.proto, tc.version, res.Body)
 			}
-			if up, ok := res.value("clawdbot_gateway_uptime_seconds", nil); !ok || up < 0 {
+			if up, ok := res.Value("clawdbot_gateway_uptime_seconds", nil); !ok || up < 0 {
 				t.Errorf("uptime = %v %v", up, ok)
 			}
-			age, ok := res.value("clawdbot_agent_last_activity_age_seconds", map[string]string{"agent": "main"})
+			age, ok := res.Value("clawdbot_agent_last_activity_age_seconds", map[string]string{"agent": "main"})
 			if !ok || age < gt.HealthRecentAgeMs/1000-1 || age > gt.HealthRecentAgeMs/1000+60 {
 				t.Errorf("last activity age = %v (present %v), want about %d s", age, ok, gt.HealthRecentAgeMs/1000)
 			}
-			if _, ok := res.value("clawdbot_channel_configured", map[string]string{"channel": "telegram"}); !ok {
-				t.Errorf("no channel metrics:\n%s", res.body)
+			if _, ok := res.Value("clawdbot_channel_configured", map[string]string{"channel": "telegram"}); !ok {
+				t.Errorf("no channel metrics:\n%s", res.Body)
 			}
-			_, hasLoop := res.value("clawdbot_event_loop_delay_p99_seconds", nil)
-			_, hasReady := res.value("clawdbot_http_ready", nil)
+			_, hasLoop := res.Value("clawdbot_event_loop_delay_p99_seconds", nil)
+			_, hasReady := res.Value("clawdbot_http_ready", nil)
 			if hasLoop != tc.openclawMetrics || hasReady != tc.openclawMetrics {
 				t.Errorf("openclaw metrics present: event loop %v, http_ready %v; want %v", hasLoop, hasReady, tc.openclawMetrics)
 			}
-			if got := res.failing("gw"); len(got) != 0 {
+			if got := res.Failing("gw"); len(got) != 0 {
 				t.Errorf("failing = %v", got)
 			}
-			problems, err := promlint.New(strings.NewReader(res.body)).Lint()
+			problems, err := promlint.New(strings.NewReader(res.Body)).Lint()
 			if err != nil || len(problems) > 0 {
 				t.Errorf("promlint: %v %v", err, problems)
 			}
@@ -254,7 +254,7 @@ func checkBackendFallback(t *testing.T, srv *gt.Server, h http.Handler) {
 	if got := strings.Join(clients(), ","); got != "cli/cli,gateway-client/backend" {
 		t.Errorf("first scrape connected as %s", got)
 	}
-	if v, _ := doScrape(t, h, "").value("clawdbot_up", nil); v != 1 {
+	if v, _ := doScrape(t, h, "").Value("clawdbot_up", nil); v != 1 {
 		t.Error("second scrape down")
 	}
 	if got := clients(); len(got) != 3 || got[2] != "gateway-client/backend" {
@@ -268,8 +268,8 @@ func TestProbePasswordModeSendsPlaceholderToken(t *testing.T) {
 	srv := gt.New(gt.Options{Protocol: 3, AuthMode: "password", Password: "pw"})
 	defer srv.Close()
 	res := doScrape(t, newTestHandler(t, []gateway.Target{{Name: "gw", URL: srv.URL(), Password: "pw"}}, 5*time.Second), "")
-	if v, _ := res.value("clawdbot_up", nil); v != 1 {
-		t.Fatalf("up = %v, failing %v", v, res.failing("gw"))
+	if v, _ := res.Value("clawdbot_up", nil); v != 1 {
+		t.Fatalf("up = %v, failing %v", v, res.Failing("gw"))
 	}
 }
 
@@ -277,11 +277,11 @@ func TestProbeReadinessFailing(t *testing.T) {
 	srv := gt.New(gt.Options{Protocol: 4, ReadyFailing: true})
 	defer srv.Close()
 	res := doScrape(t, newTestHandler(t, []gateway.Target{{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken}}, 5*time.Second), "")
-	if v, ok := res.value("clawdbot_http_ready", nil); !ok || v != 0 {
+	if v, ok := res.Value("clawdbot_http_ready", nil); !ok || v != 0 {
 		t.Fatalf("http_ready = %v (present %v), want 0", v, ok)
 	}
 	// The WebSocket side is fine: readiness is reported, not folded into up.
-	if v, _ := res.value("clawdbot_up", nil); v != 1 {
+	if v, _ := res.Value("clawdbot_up", nil); v != 1 {
 		t.Fatalf("up = %v", v)
 	}
 }
@@ -296,15 +296,15 @@ func TestProbeSeveralGatewaysConcurrently(t *testing.T) {
 		targets = append(targets, gateway.Target{Name: string(rune('a' + i)), URL: srv.URL(), Token: gt.DefaultToken})
 	}
 	res := doScrape(t, newTestHandler(t, targets, 5*time.Second), "1")
-	if res.elapsed >= 1400*time.Millisecond {
-		t.Errorf("scrape took %v, want one 0.5 s deadline (three in a row take 1.5 s)", res.elapsed)
+	if res.Elapsed >= 1400*time.Millisecond {
+		t.Errorf("scrape took %v, want one 0.5 s deadline (three in a row take 1.5 s)", res.Elapsed)
 	}
 	for _, n := range []string{"a", "b", "c"} {
-		if got := res.failing(n); len(got) != 1 || got[0] != "timeout" {
+		if got := res.Failing(n); len(got) != 1 || got[0] != "timeout" {
 			t.Errorf("gateway %s failing %v", n, got)
 		}
 	}
-	if v, _ := res.value("clawdbot_up", map[string]string{"gateway": "d"}); v != 1 {
+	if v, _ := res.Value("clawdbot_up", map[string]string{"gateway": "d"}); v != 1 {
 		t.Errorf("healthy gateway up = %v", v)
 	}
 }
@@ -318,13 +318,13 @@ func TestFailuresCounterAccumulates(t *testing.T) {
 	}
 	srv.SetFault(gt.FaultNone)
 	res := doScrape(t, h, "")
-	if v, _ := res.value("clawdbot_probe_failures_total", map[string]string{"reason": "unhealthy"}); v != 3 {
+	if v, _ := res.Value("clawdbot_probe_failures_total", map[string]string{"reason": "unhealthy"}); v != 3 {
 		t.Errorf("failures_total{unhealthy} = %v, want 3", v)
 	}
-	if v, _ := res.value("clawdbot_up", nil); v != 1 {
+	if v, _ := res.Value("clawdbot_up", nil); v != 1 {
 		t.Errorf("up after recovery = %v", v)
 	}
-	if got := res.failing("gw"); len(got) != 0 {
+	if got := res.Failing("gw"); len(got) != 0 {
 		t.Errorf("failing after recovery = %v", got)
 	}
 }

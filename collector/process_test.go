@@ -72,15 +72,15 @@ func TestProcessTree(t *testing.T) {
 	h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{MaxTimeout: 5 * time.Second, Logger: promslog.NewNopLogger()})
 	res := doScrape(t, h, "")
 	gwLabel := map[string]string{"gateway": "main"}
-	if v, ok := res.value("clawdbot_process_up", gwLabel); !ok || v != 1 {
-		t.Fatalf("process_up = %v (%v)\n%s", v, ok, res.body)
+	if v, ok := res.Value("clawdbot_process_up", gwLabel); !ok || v != 1 {
+		t.Fatalf("process_up = %v (%v)\n%s", v, ok, res.Body)
 	}
-	if v, _ := res.value("clawdbot_process_tree_processes", gwLabel); v != 3 {
+	if v, _ := res.Value("clawdbot_process_tree_processes", gwLabel); v != 3 {
 		t.Errorf("tree_processes = %v, want 3 (sh and its two sleeps)", v)
 	}
-	rss, _ := res.value("clawdbot_process_resident_memory_bytes", gwLabel)
-	tree, _ := res.value("clawdbot_process_tree_resident_memory_bytes", gwLabel)
-	anon, okAnon := res.value("clawdbot_process_tree_resident_memory_anon_bytes", gwLabel)
+	rss, _ := res.Value("clawdbot_process_resident_memory_bytes", gwLabel)
+	tree, _ := res.Value("clawdbot_process_tree_resident_memory_bytes", gwLabel)
+	anon, okAnon := res.Value("clawdbot_process_tree_resident_memory_anon_bytes", gwLabel)
 	if rss <= 0 || tree <= rss {
 		t.Errorf("tree RSS %v, main RSS %v: want the tree larger than its root", tree, rss)
 	}

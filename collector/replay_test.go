@@ -70,21 +70,21 @@ func TestReplayRealHealthPayloads(t *testing.T) {
 			srv := gt.New(gt.Options{Protocol: tc.protocol, Health: frame.Payload})
 			defer srv.Close()
 			res := doScrape(t, newTestHandler(t, []gateway.Target{{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken}}, 5*time.Second), "")
-			if v, _ := res.value("clawdbot_up", nil); v != 1 {
-				t.Fatalf("up = %v, failing %v", v, res.failing("gw"))
+			if v, _ := res.Value("clawdbot_up", nil); v != 1 {
+				t.Fatalf("up = %v, failing %v", v, res.Failing("gw"))
 			}
 			for _, s := range tc.want {
-				if v, ok := res.value(s.name, s.labels); !ok || v != s.want {
+				if v, ok := res.Value(s.name, s.labels); !ok || v != s.want {
 					t.Errorf("%s%v = %v (present %v), want %v", s.name, s.labels, v, ok, s.want)
 				}
 			}
 			for _, name := range tc.present {
-				if v, ok := res.value(name, nil); !ok || v <= 0 {
+				if v, ok := res.Value(name, nil); !ok || v <= 0 {
 					t.Errorf("%s = %v (present %v)", name, v, ok)
 				}
 			}
 			for _, name := range tc.absent {
-				if _, ok := res.value(name, nil); ok {
+				if _, ok := res.Value(name, nil); ok {
 					t.Errorf("%s present, the payload has no such field", name)
 				}
 			}

@@ -121,8 +121,8 @@ func TestSessionsCollector(t *testing.T) {
 			h := newCollectorsHandler(t, tc.targets, "sessions")
 			for i := range 2 { // the second from the scanner's cache
 				res := doScrape(t, h, "")
-				if v, ok := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": "sessions"}); !ok || v != tc.success {
-					t.Fatalf("scrape %d: collector_success = %v (%v), want %v\n%s", i, v, ok, tc.success, res.body)
+				if v, ok := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "sessions"}); !ok || v != tc.success {
+					t.Fatalf("scrape %d: collector_success = %v (%v), want %v\n%s", i, v, ok, tc.success, res.Body)
 				}
 				series := 0
 				for name, f := range res.Families {
@@ -131,10 +131,10 @@ func TestSessionsCollector(t *testing.T) {
 					}
 				}
 				if series != tc.series {
-					t.Errorf("scrape %d: %d session store series, want %d\n%s", i, series, tc.series, res.body)
+					t.Errorf("scrape %d: %d session store series, want %d\n%s", i, series, tc.series, res.Body)
 				}
 				for _, s := range tc.samples {
-					v, ok := res.value(s.name, s.labels)
+					v, ok := res.Value(s.name, s.labels)
 					switch {
 					case s.value < 0 && ok:
 						t.Errorf("%s%v = %v, want absent", s.name, s.labels, v)
@@ -142,7 +142,7 @@ func TestSessionsCollector(t *testing.T) {
 						t.Errorf("%s%v = %v (%v), want %v", s.name, s.labels, v, ok, s.value)
 					}
 				}
-				problems, err := promlint.New(strings.NewReader(res.body)).Lint()
+				problems, err := promlint.New(strings.NewReader(res.Body)).Lint()
 				if err != nil || len(problems) > 0 {
 					t.Errorf("promlint: %v %v", err, problems)
 				}
@@ -157,11 +157,11 @@ func TestSessionsWithProbe(t *testing.T) {
 	targets := []gateway.Target{{Name: "gw", URL: "ws://" + closedPort(t), StateDir: sessionsFixture}}
 	res := doScrape(t, newCollectorsHandler(t, targets, "probe", "sessions"), "")
 	for _, c := range []string{"probe", "sessions"} {
-		if v, ok := res.value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); !ok || v != 1 {
+		if v, ok := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); !ok || v != 1 {
 			t.Errorf("collector_success{collector=%q} = %v (%v), want 1", c, v, ok)
 		}
 	}
-	if v, ok := res.value("clawdbot_session_store_sessions", map[string]string{"gateway": "gw", "agent": "main"}); !ok || v != 4 {
+	if v, ok := res.Value("clawdbot_session_store_sessions", map[string]string{"gateway": "gw", "agent": "main"}); !ok || v != 4 {
 		t.Errorf("clawdbot_session_store_sessions = %v (%v), want 4", v, ok)
 	}
 	for _, d := range []*prometheus.Desc{sessionStoreDesc, sessionBytesDesc, sessionLargestDesc, sessionLinesDesc, sessionUpdateDesc, sessionErrorsDesc,
@@ -172,7 +172,7 @@ func TestSessionsWithProbe(t *testing.T) {
 			}
 		}
 	}
-	problems, err := promlint.New(strings.NewReader(res.body)).Lint()
+	problems, err := promlint.New(strings.NewReader(res.Body)).Lint()
 	if err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %v", err, problems)
 	}
@@ -215,7 +215,7 @@ func TestSessionsCollectorNonUTF8Agent(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := doScrape(t, newCollectorsHandler(t, []gateway.Target{{Name: "gw", URL: gateway.DefaultURL, StateDir: state}}, "sessions"), "")
-	if v, ok := res.value("clawdbot_session_store_sessions", map[string]string{"agent": "bad\uFFFD"}); !ok || v != 1 {
-		t.Errorf("sessions{agent=bad\\uFFFD} = %v (%v), want 1\n%s", v, ok, res.body)
+	if v, ok := res.Value("clawdbot_session_store_sessions", map[string]string{"agent": "bad\uFFFD"}); !ok || v != 1 {
+		t.Errorf("sessions{agent=bad\\uFFFD} = %v (%v), want 1\n%s", v, ok, res.Body)
 	}
 }

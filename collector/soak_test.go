@@ -84,7 +84,7 @@ func TestSoak(t *testing.T) {
 				// 0.6 s minus the 0.5 s offset: a 100 ms deadline.
 				k := i % int64(len(handlers))
 				res := doScrape(t, handlers[k], "0.6")
-				if res.elapsed > late {
+				if res.Elapsed > late {
 					slow.Add(1)
 					slowBy[k].Add(1)
 				}

@@ -26,12 +26,12 @@ func TestOpenclawWrongToken(t *testing.T) {
 	var backoff float64
 	for i := range 12 {
 		r := e.scrape(t, "5") // deadline 4.5 s, as a 5 s scrape timeout gives
-		got := r.failing()
+		got := r.Failing("")
 		if len(got) != 1 || restartReasons[got[0]] || got[0] != "auth" && got[0] != "hello_timeout" {
 			t.Fatalf("probe %d with a wrong token: failing %v", i, got)
 		}
 		reasons[got[0]]++
-		backoff, _ = r.value("clawdbot_probe_auth_backoff_seconds", nil)
+		backoff, _ = r.Value("clawdbot_probe_auth_backoff_seconds", nil)
 		time.Sleep(time.Second)
 	}
 	t.Logf("12 probes with a wrong token: reasons %v, auth backoff %v s", reasons, backoff)
@@ -45,7 +45,7 @@ func TestOpenclawWrongToken(t *testing.T) {
 	}
 	r := e.scrape(t, "5")
 	expectUp(t, r)
-	if v, _ := r.value("clawdbot_probe_auth_backoff_seconds", nil); v != 0 {
+	if v, _ := r.Value("clawdbot_probe_auth_backoff_seconds", nil); v != 0 {
 		t.Errorf("auth backoff %v after the token was fixed", v)
 	}
 

@@ -20,11 +20,11 @@ func TestOpenclawConfigSchema(t *testing.T) {
 	g := startGateway(t, "openclaw", gatewayOpts{})
 	e := startExporter(t, []string{"HOME=" + g.Home})
 	waitFor(t, e, 30*time.Second, "the gateway's own schema", func(r scrapeResult) bool {
-		v, _ := r.value("clawdbot_config_schema_info", map[string]string{"source": "gateway", "version": "2026.9.6"})
+		v, _ := r.Value("clawdbot_config_schema_info", map[string]string{"source": "gateway", "version": "2026.9.6"})
 		return v == 1
 	})
 	if r := e.scrape(t, ""); r.Families["clawdbot_config_unknown_key"] != nil {
-		t.Fatalf("the gateway's own config has unknown keys:\n%s", r.samples())
+		t.Fatalf("the gateway's own config has unknown keys:\n%s", r.Samples())
 	}
 	path := filepath.Join(g.Home, ".openclaw", "openclaw.json")
 	b, err := os.ReadFile(path)
@@ -42,8 +42,8 @@ func TestOpenclawConfigSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, e, 10*time.Second, "the refused keys flagged", func(r scrapeResult) bool {
-		a, _ := r.value("clawdbot_config_unknown_key", map[string]string{"key": "session.historyLimit"})
-		b, _ := r.value("clawdbot_config_unknown_key", map[string]string{"key": "gateway.tlsPort"})
+		a, _ := r.Value("clawdbot_config_unknown_key", map[string]string{"key": "session.historyLimit"})
+		b, _ := r.Value("clawdbot_config_unknown_key", map[string]string{"key": "gateway.tlsPort"})
 		return a == 1 && b == 1
 	})
 }

@@ -26,42 +26,42 @@ func TestRealGateways(t *testing.T) {
 			e := startExporter(t, nil, g.credentialArgs(t)...)
 
 			r := e.scrape(t, "")
-			t.Logf("real /metrics from %s:\n%s", tc.product, r.samples())
+			t.Logf("real /metrics from %s:\n%s", tc.product, r.Samples())
 			expectUp(t, r)
-			if _, ok := r.value("clawdbot_gateway_info", map[string]string{"product": tc.product, "protocol": tc.protocol, "version": tc.version}); !ok {
+			if _, ok := r.Value("clawdbot_gateway_info", map[string]string{"product": tc.product, "protocol": tc.protocol, "version": tc.version}); !ok {
 				t.Errorf("gateway_info{product=%s,protocol=%s,version=%q} missing", tc.product, tc.protocol, tc.version)
 			}
 			for _, name := range []string{"clawdbot_health_ok", "clawdbot_gateway_uptime_seconds", "clawdbot_heartbeat_interval_seconds"} {
-				if v, ok := r.value(name, nil); !ok || v <= 0 {
+				if v, ok := r.Value(name, nil); !ok || v <= 0 {
 					t.Errorf("%s = %v (present %v), want > 0", name, v, ok)
 				}
 			}
-			if v, ok := r.value("clawdbot_agent_heartbeat_interval_seconds", map[string]string{"agent": "main"}); !ok || v != 1800 {
+			if v, ok := r.Value("clawdbot_agent_heartbeat_interval_seconds", map[string]string{"agent": "main"}); !ok || v != 1800 {
 				t.Errorf("agent heartbeat = %v (present %v), want the default 1800", v, ok)
 			}
-			if _, ok := r.value("clawdbot_agent_sessions", map[string]string{"agent": "main"}); !ok {
+			if _, ok := r.Value("clawdbot_agent_sessions", map[string]string{"agent": "main"}); !ok {
 				t.Error("agent_sessions{agent=main} missing")
 			}
 			for _, p := range []string{"connect", "upgrade", "challenge", "hello", "health"} {
-				if v, _ := r.value("clawdbot_probe_duration_seconds", map[string]string{"phase": p}); v <= 0 {
+				if v, _ := r.Value("clawdbot_probe_duration_seconds", map[string]string{"phase": p}); v <= 0 {
 					t.Errorf("phase %s = %v", p, v)
 				}
 			}
 			if tc.product == "openclaw" {
 				for _, name := range []string{"clawdbot_event_loop_delay_p99_seconds", "clawdbot_event_loop_delay_max_seconds",
 					"clawdbot_event_loop_utilization_ratio", "clawdbot_event_loop_degraded", "clawdbot_model_runtime_degraded"} {
-					if _, ok := r.value(name, nil); !ok {
+					if _, ok := r.Value(name, nil); !ok {
 						t.Errorf("%s missing on openclaw", name)
 					}
 				}
 				waitFor(t, e, 60*time.Second, "http_ready 1", func(r scrapeResult) bool {
-					v, ok := r.value("clawdbot_http_ready", nil)
+					v, ok := r.Value("clawdbot_http_ready", nil)
 					return ok && v == 1
 				})
-			} else if _, ok := r.value("clawdbot_http_ready", nil); ok {
+			} else if _, ok := r.Value("clawdbot_http_ready", nil); ok {
 				t.Error("clawdbot has no /readyz, but http_ready is exported")
 			}
-			promtoolCheck(t, r.body)
+			promtoolCheck(t, r.Body)
 
 			// Zero configuration: the exporter finds port and token in the
 			// gateway's own config, as it would run beside it.
@@ -70,7 +70,7 @@ func TestRealGateways(t *testing.T) {
 
 			// 1,000 probes leave no connection behind on the gateway.
 			for range 1000 {
-				if v, _ := e.scrape(t, "").value("clawdbot_up", nil); v != 1 {
+				if v, _ := e.scrape(t, "").Value("clawdbot_up", nil); v != 1 {
 					t.Fatal("gateway went down during 1,000 probes")
 				}
 			}
@@ -90,19 +90,19 @@ func TestRealGateways(t *testing.T) {
 			r = e.scrape(t, "2") // deadline 2 s - 0.5 s offset
 			_ = syscall.Kill(g.Pid(), syscall.SIGCONT)
 			expectDown(t, r, "timeout")
-			if r.elapsed > 1600*time.Millisecond {
-				t.Errorf("scrape of a frozen gateway took %v, deadline 1.5 s", r.elapsed)
+			if r.Elapsed > 1600*time.Millisecond {
+				t.Errorf("scrape of a frozen gateway took %v, deadline 1.5 s", r.Elapsed)
 			}
-			t.Logf("frozen gateway: scrape returned in %v (deadline 1.5 s)", r.elapsed)
+			t.Logf("frozen gateway: scrape returned in %v (deadline 1.5 s)", r.Elapsed)
 			waitFor(t, e, 30*time.Second, "up after SIGCONT", func(r scrapeResult) bool {
-				v, _ := r.value("clawdbot_up", nil)
+				v, _ := r.Value("clawdbot_up", nil)
 				return v == 1
 			})
 
 			// Stopped (SIGTERM): down, reason dial.
 			g.Stop(t)
 			expectDown(t, e.scrape(t, ""), "dial")
-			if v, _ := e.scrape(t, "").value("clawdbot_probe_failures_total", map[string]string{"reason": "timeout"}); v < 1 {
+			if v, _ := e.scrape(t, "").Value("clawdbot_probe_failures_total", map[string]string{"reason": "timeout"}); v < 1 {
 				t.Errorf("failures_total{timeout} = %v, want the frozen probe counted", v)
 			}
 		})
@@ -145,29 +145,29 @@ func TestClawdbotConfiguredChannel(t *testing.T) {
 	}})
 	r := startExporter(t, nil, g.credentialArgs(t)...).scrape(t, "")
 	expectUp(t, r)
-	t.Logf("channel metrics from a real clawdbot:\n%s", r.samples())
+	t.Logf("channel metrics from a real clawdbot:\n%s", r.Samples())
 	labels := map[string]string{"channel": "telegram", "account": "second"}
-	if v, ok := r.value("clawdbot_channel_configured", labels); !ok || v != 1 {
+	if v, ok := r.Value("clawdbot_channel_configured", labels); !ok || v != 1 {
 		t.Errorf("channel_configured%v = %v (present %v)", labels, v, ok)
 	}
-	if v, ok := r.value("clawdbot_channel_running", labels); !ok || v != 0 {
+	if v, ok := r.Value("clawdbot_channel_running", labels); !ok || v != 0 {
 		t.Errorf("channel_running%v = %v (present %v), want 0 for a disabled channel", labels, v, ok)
 	}
 }
 
 func expectUp(t *testing.T, r scrapeResult) {
 	t.Helper()
-	if v, ok := r.value("clawdbot_up", nil); !ok || v != 1 {
-		t.Fatalf("clawdbot_up = %v (present %v), failing %v", v, ok, r.failing())
+	if v, ok := r.Value("clawdbot_up", nil); !ok || v != 1 {
+		t.Fatalf("clawdbot_up = %v (present %v), failing %v", v, ok, r.Failing(""))
 	}
 }
 
 func expectDown(t *testing.T, r scrapeResult, reason string) {
 	t.Helper()
-	if v, _ := r.value("clawdbot_up", nil); v != 0 {
+	if v, _ := r.Value("clawdbot_up", nil); v != 0 {
 		t.Errorf("clawdbot_up = %v, want 0", v)
 	}
-	if got := r.failing(); len(got) != 1 || got[0] != reason {
+	if got := r.Failing(""); len(got) != 1 || got[0] != reason {
 		t.Errorf("failing = %v, want [%s]", got, reason)
 	}
 }
@@ -181,7 +181,7 @@ func waitFor(t *testing.T, e *Exporter, limit time.Duration, what string, ok fun
 			return
 		}
 		if time.Now().After(end) {
-			t.Fatalf("no %s after %v:\n%s", what, limit, r.samples())
+			t.Fatalf("no %s after %v:\n%s", what, limit, r.Samples())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}

@@ -6,7 +6,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -379,17 +378,7 @@ func startExporterAt(t *testing.T, addr string, env []string, args ...string) *E
 	return nil
 }
 
-type scrapeResult struct {
-	body    string
-	elapsed time.Duration
-	metrictest.Families
-}
-
-func (r scrapeResult) value(name string, labels map[string]string) (float64, bool) {
-	return r.Value(name, labels)
-}
-
-func (r scrapeResult) failing() []string { return r.Failing("") }
+type scrapeResult = metrictest.Scrape
 
 // scrape GETs /metrics with Prometheus' timeout header.
 func (e *Exporter) scrape(t *testing.T, timeoutHeader string) scrapeResult {
@@ -409,24 +398,11 @@ func (e *Exporter) scrape(t *testing.T, timeoutHeader string) scrapeResult {
 	if resp.StatusCode != 200 {
 		t.Fatalf("/metrics answered %d: %s", resp.StatusCode, b)
 	}
-	fams, err := metrictest.Parse(string(b))
+	res, err := metrictest.ParseScrape(string(b), elapsed)
 	if err != nil {
 		t.Fatalf("unparseable /metrics: %v", err)
 	}
-	return scrapeResult{body: string(b), Families: fams, elapsed: elapsed}
-}
-
-// samples prints the clawdbot_ samples for the test log.
-func (r scrapeResult) samples() string {
-	var b strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(r.body))
-	for sc.Scan() {
-		l := sc.Text()
-		if strings.HasPrefix(l, "clawdbot_") && !strings.HasPrefix(l, "clawdbot_probe_failures_total") && !strings.HasPrefix(l, "clawdbot_probe_failing") {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String()
+	return res
 }
 
 // syncBuffer collects a process's output for failure messages.

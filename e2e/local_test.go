@@ -70,16 +70,16 @@ func TestLocalState(t *testing.T) {
 			r := e.scrape(t, "")
 			path, state, n := lockOf(r)
 			if n != 1 || state != "alive" {
-				t.Fatalf("gateway lock: %d locks, state %q:\n%s", n, state, r.samples())
+				t.Fatalf("gateway lock: %d locks, state %q:\n%s", n, state, r.Samples())
 			}
-			t.Logf("%s lock %s, metrics:\n%s", tc.product, path, grep(r.samples(), "clawdbot_lock_", "clawdbot_process_"))
-			if v, _ := r.value("clawdbot_lock_owner_pid", map[string]string{"path": path}); int(v) != g.Pid() {
+			t.Logf("%s lock %s, metrics:\n%s", tc.product, path, grep(r.Samples(), "clawdbot_lock_", "clawdbot_process_"))
+			if v, _ := r.Value("clawdbot_lock_owner_pid", map[string]string{"path": path}); int(v) != g.Pid() {
 				t.Errorf("lock owner pid %v, gateway pid %d", v, g.Pid())
 			}
-			if v, _ := r.value("clawdbot_process_info", map[string]string{"method": "lock"}); v != 1 {
+			if v, _ := r.Value("clawdbot_process_info", map[string]string{"method": "lock"}); v != 1 {
 				t.Error("process not found by its lock")
 			}
-			if v, _ := r.value("clawdbot_process_resident_memory_bytes", nil); v < 50<<20 {
+			if v, _ := r.Value("clawdbot_process_resident_memory_bytes", nil); v < 50<<20 {
 				t.Errorf("gateway RSS %v, want a Node process's (> 50 MiB)", v)
 			}
 			// The config collector reads the real gateway's config.
@@ -93,16 +93,16 @@ func TestLocalState(t *testing.T) {
 				{"clawdbot_config_exposed_without_auth", nil, 0},
 				{"clawdbot_config_unknown_key", map[string]string{"key": "session.historyLimit"}, 0},
 			} {
-				if v, ok := r.value(c.name, c.labels); !ok || v != c.want {
+				if v, ok := r.Value(c.name, c.labels); !ok || v != c.want {
 					t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, v, ok, c.want)
 				}
 			}
 			for _, c := range []string{"config", "lock", "process", "sessions", "probe"} {
-				if v, _ := r.value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); v != 1 {
+				if v, _ := r.Value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); v != 1 {
 					t.Errorf("collector %s failed beside a real %s", c, tc.product)
 				}
 			}
-			promtoolCheck(t, r.body)
+			promtoolCheck(t, r.Body)
 
 			tc.stop(g, t)
 			if _, err := os.Stat(path); err != nil {
@@ -112,10 +112,10 @@ func TestLocalState(t *testing.T) {
 			if _, state, _ := lockOf(r); state != "dead" {
 				t.Errorf("after stop: lock %q, want dead", state)
 			}
-			if v, _ := r.value("clawdbot_lock_stale", map[string]string{"path": path}); v != 1 {
+			if v, _ := r.Value("clawdbot_lock_stale", map[string]string{"path": path}); v != 1 {
 				t.Error("lock_stale != 1 after stop")
 			}
-			if v, _ := r.value("clawdbot_process_up", nil); v != 0 {
+			if v, _ := r.Value("clawdbot_process_up", nil); v != 0 {
 				t.Error("process_up != 0 after stop")
 			}
 
@@ -148,9 +148,9 @@ func TestLocalState(t *testing.T) {
 				// The gateway's own count (health) and the exporter's
 				// reading of the same store agree.
 				main := map[string]string{"agent": "main"}
-				fromGateway, _ := r.value("clawdbot_agent_sessions", main)
-				fromDisk, _ := r.value("clawdbot_session_store_sessions", main)
-				lines, _ := r.value("clawdbot_session_store_largest_transcript_lines", main)
+				fromGateway, _ := r.Value("clawdbot_agent_sessions", main)
+				fromDisk, _ := r.Value("clawdbot_session_store_sessions", main)
+				lines, _ := r.Value("clawdbot_session_store_largest_transcript_lines", main)
 				t.Logf("sessions: gateway says %v, store has %v; largest transcript %v lines", fromGateway, fromDisk, lines)
 				if fromGateway != 3 || fromDisk != 3 || lines != 41 {
 					t.Errorf("sessions: gateway %v, disk %v (want 3 each); largest transcript %v lines, want 41", fromGateway, fromDisk, lines)

@@ -51,35 +51,35 @@ func TestLocksOpenclawReclaimGuard(t *testing.T) {
 	// held by the gateway, with owner id and port; the coordinator held
 	// by the gateway's pid; nothing blocks.
 	r := e.scrape(t, "")
-	t.Logf("running openclaw:\n%s", grep(r.samples(), "clawdbot_lock_"))
+	t.Logf("running openclaw:\n%s", grep(r.Samples(), "clawdbot_lock_"))
 	cfgLock := labelsOf(r, "clawdbot_lock_info", map[string]string{"gateway": "default", "kind": "config"})
 	stateLock := labelsOf(r, "clawdbot_lock_info", map[string]string{"gateway": "default", "kind": "state"})
 	if cfgLock == nil || stateLock == nil {
-		t.Fatalf("config lock %v, state lock %v:\n%s", cfgLock, stateLock, r.samples())
+		t.Fatalf("config lock %v, state lock %v:\n%s", cfgLock, stateLock, r.Samples())
 	}
 	for _, l := range []map[string]string{cfgLock, stateLock} {
 		if l["product"] != "openclaw" || l["role"] != "gateway" {
 			t.Errorf("lock %s: %v, want product openclaw, role gateway", l["path"], l)
 		}
 		p := map[string]string{"path": l["path"]}
-		if v, _ := r.value("clawdbot_lock_owner_state", map[string]string{"path": l["path"], "state": "alive"}); v != 1 {
+		if v, _ := r.Value("clawdbot_lock_owner_state", map[string]string{"path": l["path"], "state": "alive"}); v != 1 {
 			t.Errorf("%s not alive", l["path"])
 		}
-		if v, _ := r.value("clawdbot_lock_owner_id_present", p); v != 1 {
+		if v, _ := r.Value("clawdbot_lock_owner_id_present", p); v != 1 {
 			t.Errorf("%s: no owner id", l["path"])
 		}
-		if v, _ := r.value("clawdbot_lock_owner_pid", p); int(v) != g.Pid() {
+		if v, _ := r.Value("clawdbot_lock_owner_pid", p); int(v) != g.Pid() {
 			t.Errorf("%s: owner pid %v, gateway %d", l["path"], v, g.Pid())
 		}
 	}
-	if v, _ := r.value("clawdbot_lock_port", map[string]string{"path": cfgLock["path"]}); int(v) != g.Port {
+	if v, _ := r.Value("clawdbot_lock_port", map[string]string{"path": cfgLock["path"]}); int(v) != g.Port {
 		t.Errorf("lock port %v, gateway port %d", v, g.Port)
 	}
-	if v, ok := r.value("clawdbot_lock_coordinator_holder_pid", map[string]string{"gateway": "default"}); !ok || int(v) != g.Pid() {
+	if v, ok := r.Value("clawdbot_lock_coordinator_holder_pid", map[string]string{"gateway": "default"}); !ok || int(v) != g.Pid() {
 		t.Errorf("coordinator holder pid %v (present %v), gateway pid %d", v, ok, g.Pid())
 	}
 	if n := len(r.Families["clawdbot_lock_blocking_start"].GetMetric()); n != 0 {
-		t.Errorf("%d blocking states beside a running gateway:\n%s", n, r.samples())
+		t.Errorf("%d blocking states beside a running gateway:\n%s", n, r.Samples())
 	}
 
 	// A crash during a reclaim: the gateway dies by SIGKILL, its locks
@@ -97,14 +97,14 @@ func TestLocksOpenclawReclaimGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = e.scrape(t, "")
-	t.Logf("after the crash:\n%s", grep(r.samples(), "clawdbot_lock_"))
-	if v, _ := r.value("clawdbot_lock_blocking_start", map[string]string{"gateway": "default", "path": guard, "why": "reclaim_guard_stuck"}); v != 1 {
-		t.Errorf("clawdbot_lock_blocking_start for the guard = %v, want 1:\n%s", v, r.samples())
+	t.Logf("after the crash:\n%s", grep(r.Samples(), "clawdbot_lock_"))
+	if v, _ := r.Value("clawdbot_lock_blocking_start", map[string]string{"gateway": "default", "path": guard, "why": "reclaim_guard_stuck"}); v != 1 {
+		t.Errorf("clawdbot_lock_blocking_start for the guard = %v, want 1:\n%s", v, r.Samples())
 	}
-	if v, ok := r.value("clawdbot_lock_reclaim_guard_reclaiming", map[string]string{"path": guard}); !ok || v != 0 {
+	if v, ok := r.Value("clawdbot_lock_reclaim_guard_reclaiming", map[string]string{"path": guard}); !ok || v != 0 {
 		t.Errorf("reclaim_guard_reclaiming = %v (present %v), want 0", v, ok)
 	}
-	if v, _ := r.value("clawdbot_lock_reclaim_guard_age_seconds", map[string]string{"path": guard}); v < 110 {
+	if v, _ := r.Value("clawdbot_lock_reclaim_guard_age_seconds", map[string]string{"path": guard}); v < 110 {
 		t.Errorf("guard age %v s, want about 120", v)
 	}
 	// The listing is a check: what blocks a start makes it exit 1.
@@ -152,10 +152,10 @@ func TestLocksOpenclawReclaimGuard(t *testing.T) {
 	}
 	r = e.scrape(t, "")
 	if n := len(r.Families["clawdbot_lock_blocking_start"].GetMetric()); n != 0 {
-		t.Errorf("%d blocking states after the clean-up:\n%s", n, r.samples())
+		t.Errorf("%d blocking states after the clean-up:\n%s", n, r.Samples())
 	}
-	if v, _ := r.value("clawdbot_lock_owner_state", map[string]string{"path": lock, "state": "alive"}); v != 1 {
-		t.Errorf("config lock not alive after the restart:\n%s", grep(r.samples(), "clawdbot_lock_"))
+	if v, _ := r.Value("clawdbot_lock_owner_state", map[string]string{"path": lock, "state": "alive"}); v != 1 {
+		t.Errorf("config lock not alive after the restart:\n%s", grep(r.Samples(), "clawdbot_lock_"))
 	}
 }
 
@@ -198,17 +198,17 @@ func TestLocksFlood(t *testing.T) {
 		r := e.scrape(t, strconv.Itoa(int(deadline.Seconds())))
 		// Lock files past the per-directory cap, and entries past the
 		// listing cap (not even read).
-		dropped, _ := r.value("clawdbot_exporter_items_dropped_total", map[string]string{"collector": "lock", "kind": "lock_files"})
-		entries, _ := r.value("clawdbot_exporter_items_dropped_total", map[string]string{"collector": "lock", "kind": "dir_entries"})
+		dropped, _ := r.Value("clawdbot_exporter_items_dropped_total", map[string]string{"collector": "lock", "kind": "lock_files"})
+		entries, _ := r.Value("clawdbot_exporter_items_dropped_total", map[string]string{"collector": "lock", "kind": "dir_entries"})
 		dropped += entries
 		locks := len(r.Families["clawdbot_lock_present"].GetMetric())
-		success, _ := r.value("clawdbot_exporter_collector_success", map[string]string{"collector": "lock"})
-		t.Logf("scrape %d: %v, %d bytes, %d locks reported, dropped in all %v (dir_entries %v), lock collector success %v", i+1, r.elapsed.Round(time.Millisecond), len(r.body), locks, dropped, entries, success)
+		success, _ := r.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "lock"})
+		t.Logf("scrape %d: %v, %d bytes, %d locks reported, dropped in all %v (dir_entries %v), lock collector success %v", i+1, r.Elapsed.Round(time.Millisecond), len(r.Body), locks, dropped, entries, success)
 		if success != 1 {
 			t.Errorf("scrape %d: the lock collector failed", i+1)
 		}
-		if r.elapsed > deadline+time.Second {
-			t.Errorf("scrape %d took %v, past the deadline %v + 1 s", i+1, r.elapsed, deadline)
+		if r.Elapsed > deadline+time.Second {
+			t.Errorf("scrape %d took %v, past the deadline %v + 1 s", i+1, r.Elapsed, deadline)
 		}
 		if dropped-last < n-2*lockfile.DefaultMaxFilesPerDir {
 			t.Errorf("scrape %d: dropped %v (before %v), want this scrape's cut (about %d) counted", i+1, dropped, last, n)
@@ -217,7 +217,7 @@ func TestLocksFlood(t *testing.T) {
 		if locks > lockfile.DefaultMaxFilesPerDir+10 {
 			t.Errorf("scrape %d: %d locks reported, more than the cap", i+1, locks)
 		}
-		if v, _ := r.value("clawdbot_lock_present", map[string]string{"path": own}); v != 1 {
+		if v, _ := r.Value("clawdbot_lock_present", map[string]string{"path": own}); v != 1 {
 			t.Errorf("scrape %d: the gateway's own lock %s not reported", i+1, own)
 		}
 	}

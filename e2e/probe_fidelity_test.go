@@ -91,17 +91,17 @@ func TestOpenclawProbeFidelity(t *testing.T) {
 	var r scrapeResult
 	for end := time.Now().Add(30 * time.Second); ; time.Sleep(time.Second) {
 		r = e.scrape(t, "10")
-		if v, _ := r.value("clawdbot_up", nil); v == 1 {
+		if v, _ := r.Value("clawdbot_up", nil); v == 1 {
 			break
 		}
 		if time.Now().After(end) {
-			t.Fatalf("not up: %v\n%s", r.failing(), r.samples())
+			t.Fatalf("not up: %v\n%s", r.Failing(""), r.Samples())
 		}
 	}
 	t.Run("payload metrics", func(t *testing.T) {
 		v := func(name string, labels map[string]string) float64 {
 			t.Helper()
-			x, ok := r.value(name, labels)
+			x, ok := r.Value(name, labels)
 			if !ok {
 				t.Errorf("%s%v absent", name, labels)
 			}
@@ -155,19 +155,19 @@ func TestOpenclawProbeFidelity(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("no gateway_info with a build_id of 2026.9.6:\n%s", r.samples())
+			t.Errorf("no gateway_info with a build_id of 2026.9.6:\n%s", r.Samples())
 		}
 		// The status payload is cached: its age grows between scrapes.
 		age1 := v("clawdbot_status_age_seconds", nil)
 		time.Sleep(2 * time.Second)
-		if age2, _ := e.scrape(t, "10").value("clawdbot_status_age_seconds", nil); age2 < age1+1 {
+		if age2, _ := e.scrape(t, "10").Value("clawdbot_status_age_seconds", nil); age2 < age1+1 {
 			t.Errorf("status age %v then %v: fetched again within a minute", age1, age2)
 		}
 	})
 
 	t.Run("in-process restart counted once", func(t *testing.T) {
-		before, _ := e.scrape(t, "10").value("clawdbot_gateway_restarts_total", nil)
-		uptimeBefore, _ := e.scrape(t, "10").value("clawdbot_gateway_uptime_seconds", nil)
+		before, _ := e.scrape(t, "10").Value("clawdbot_gateway_restarts_total", nil)
+		uptimeBefore, _ := e.scrape(t, "10").Value("clawdbot_gateway_uptime_seconds", nil)
 		pid := g.Pid()
 		t.Logf("clawdbot_gateway_restarts_total before: %v (pid %d, uptime %.0f s)", before, pid, uptimeBefore)
 		res := adminCall(t, g, "gateway.restart.request", map[string]any{"reason": "e2e in-process restart", "skipDeferral": true})
@@ -176,11 +176,11 @@ func TestOpenclawProbeFidelity(t *testing.T) {
 		reasons := map[string]int{}
 		for end := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
 			r := e.scrape(t, "10")
-			after, _ = r.value("clawdbot_gateway_restarts_total", nil)
-			for _, f := range r.failing() {
+			after, _ = r.Value("clawdbot_gateway_restarts_total", nil)
+			for _, f := range r.Failing("") {
 				reasons[f]++
 			}
-			if up, _ := r.value("clawdbot_up", nil); after > before && up == 1 {
+			if up, _ := r.Value("clawdbot_up", nil); after > before && up == 1 {
 				break
 			}
 			if time.Now().After(end) {
@@ -190,9 +190,9 @@ func TestOpenclawProbeFidelity(t *testing.T) {
 		// More scrapes of the restarted gateway add nothing.
 		for range 5 {
 			time.Sleep(time.Second)
-			after, _ = e.scrape(t, "10").value("clawdbot_gateway_restarts_total", nil)
+			after, _ = e.scrape(t, "10").Value("clawdbot_gateway_restarts_total", nil)
 		}
-		uptimeAfter, _ := e.scrape(t, "10").value("clawdbot_gateway_uptime_seconds", nil)
+		uptimeAfter, _ := e.scrape(t, "10").Value("clawdbot_gateway_uptime_seconds", nil)
 		t.Logf("clawdbot_gateway_restarts_total after: %v (pid %d, uptime %.0f s); reasons while it restarted: %v", after, g.Pid(), uptimeAfter, reasons)
 		if after != before+1 {
 			t.Errorf("restarts %v -> %v, want exactly one more", before, after)
@@ -208,10 +208,10 @@ func TestOpenclawProbeFidelity(t *testing.T) {
 	t.Run("http_ready 0 while down", func(t *testing.T) {
 		g.Stop(t)
 		r := e.scrape(t, "3")
-		if v, ok := r.value("clawdbot_http_ready", nil); !ok || v != 0 {
+		if v, ok := r.Value("clawdbot_http_ready", nil); !ok || v != 0 {
 			t.Errorf("http_ready of a stopped openclaw = %v (present %v), want 0", v, ok)
 		}
-		if v, _ := r.value("clawdbot_up", nil); v != 0 {
+		if v, _ := r.Value("clawdbot_up", nil); v != 0 {
 			t.Errorf("up = %v", v)
 		}
 	})
@@ -243,8 +243,8 @@ func TestOpenclawTLSZeroConfig(t *testing.T) {
 	e := startExporter(t, []string{"HOME=" + g.Home}, "--probe.timeout=5s")
 	r := e.scrape(t, "10")
 	for _, name := range []string{"clawdbot_up", "clawdbot_http_ready"} {
-		if v, ok := r.value(name, nil); !ok || v != 1 {
-			t.Errorf("%s = %v (present %v), want 1; failing %v\n%s", name, v, ok, r.failing(), e.log.String())
+		if v, ok := r.Value(name, nil); !ok || v != 1 {
+			t.Errorf("%s = %v (present %v), want 1; failing %v\n%s", name, v, ok, r.Failing(""), e.log.String())
 		}
 	}
 	// A pinned fingerprint that is not the gateway's: reason tls.
@@ -252,7 +252,7 @@ func TestOpenclawTLSZeroConfig(t *testing.T) {
 	if p := probeZeroConfig(t, g.Home, "--gateway.tls-fingerprint", wrong, "--probe.timeout=3s"); p.Up || p.Reason != "tls" {
 		t.Errorf("wrong fingerprint: %+v, want reason tls", p)
 	}
-	up, _ := r.value("clawdbot_up", nil)
-	ready, _ := r.value("clawdbot_http_ready", nil)
+	up, _ := r.Value("clawdbot_up", nil)
+	ready, _ := r.Value("clawdbot_http_ready", nil)
 	t.Logf("TLS gateway with zero flags: clawdbot_up %v, clawdbot_http_ready %v", up, ready)
 }

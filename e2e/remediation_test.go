@@ -101,15 +101,15 @@ func TestRemediationRecoversFrozenGateway(t *testing.T) {
 			var r scrapeResult
 			for end := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
 				r = e.scrape(t, "")
-				if v, _ := r.value("clawdbot_remediation_actions_total", map[string]string{"result": "recovered"}); v == 1 {
+				if v, _ := r.Value("clawdbot_remediation_actions_total", map[string]string{"result": "recovered"}); v == 1 {
 					break
 				}
-				if v, _ := r.value("clawdbot_remediation_actions_total", map[string]string{"result": "error"}); v > 0 || time.Now().After(end) {
-					t.Fatalf("no recovery:\n%s\n%s", grep(r.body, "clawdbot_remediation_"), e.log.String())
+				if v, _ := r.Value("clawdbot_remediation_actions_total", map[string]string{"result": "error"}); v > 0 || time.Now().After(end) {
+					t.Fatalf("no recovery:\n%s\n%s", grep(r.Body, "clawdbot_remediation_"), e.log.String())
 				}
 			}
 			recovered := time.Since(begin)
-			sum, _ := r.value("clawdbot_remediation_recovery_seconds_sum", nil)
+			sum, _ := r.Value("clawdbot_remediation_recovery_seconds_sum", nil)
 			if sum == 0 {
 				sum = histogramSum(r, "clawdbot_remediation_recovery_seconds")
 			}
@@ -240,7 +240,7 @@ func TestAlertmanagerDelivery(t *testing.T) {
 		t.Fatalf("actions run: %q, want exactly one", got)
 	}
 	r := e.scrape(t, "")
-	dups, _ := r.value("clawdbot_remediation_skipped_total", map[string]string{"reason": "duplicate"})
+	dups, _ := r.Value("clawdbot_remediation_skipped_total", map[string]string{"reason": "duplicate"})
 	t.Logf("HA pair: 1 action, %v duplicate deliveries skipped", dups)
 	if dups < 2 {
 		t.Errorf("duplicates skipped: %v, want the second Alertmanager and the repeats", dups)
@@ -250,7 +250,7 @@ func TestAlertmanagerDelivery(t *testing.T) {
 	postAlert(t, am1, labels, startsAt, time.Now().UTC())
 	postAlert(t, am2, labels, startsAt, time.Now().UTC())
 	for end := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if v, _ := e.scrape(t, "").value("clawdbot_remediation_skipped_total", map[string]string{"reason": "resolved"}); v >= 1 {
+		if v, _ := e.scrape(t, "").Value("clawdbot_remediation_skipped_total", map[string]string{"reason": "resolved"}); v >= 1 {
 			break
 		}
 		if time.Now().After(end) {
@@ -262,7 +262,7 @@ func TestAlertmanagerDelivery(t *testing.T) {
 	wrong := map[string]string{"alertname": "ClawdbotGatewayDown", "gateway": "main", "remediation": "restart", "via": "wrongtoken"}
 	postAlert(t, am3, wrong, time.Now().UTC(), time.Time{})
 	for end := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		if v, _ := e.scrape(t, "").value("clawdbot_remediation_webhook_requests_total", map[string]string{"code": "401"}); v >= 2 {
+		if v, _ := e.scrape(t, "").Value("clawdbot_remediation_webhook_requests_total", map[string]string{"code": "401"}); v >= 2 {
 			t.Logf("wrong token refused %v times", v)
 			break
 		}

@@ -195,9 +195,9 @@ func TestOpenclawSessionStore(t *testing.T) {
 	e := startExporter(t, env)
 	labels := map[string]string{"agent": agent}
 	metric := func(r scrapeResult, name string) float64 {
-		v, ok := r.value(name, labels)
+		v, ok := r.Value(name, labels)
 		if !ok {
-			t.Fatalf("%s{agent=%q} missing:\n%s", name, agent, r.samples())
+			t.Fatalf("%s{agent=%q} missing:\n%s", name, agent, r.Samples())
 		}
 		return v
 	}
@@ -224,11 +224,11 @@ func TestOpenclawSessionStore(t *testing.T) {
 	// Quiet: equal.
 	r := e.scrape(t, "")
 	d := queryTruth(t, dbPath)
-	t.Logf("database: %+v; sessions metrics:\n%s", d, grep(r.samples(), "clawdbot_session_store_", "clawdbot_process_"))
+	t.Logf("database: %+v; sessions metrics:\n%s", d, grep(r.Samples(), "clawdbot_session_store_", "clawdbot_process_"))
 	if d.Sessions < sessions || d.Bytes <= 240000 {
 		t.Fatalf("the RPCs did not make the sessions: %+v", d)
 	}
-	if v, _ := r.value("clawdbot_exporter_collector_success", map[string]string{"collector": "sessions"}); v != 1 {
+	if v, _ := r.Value("clawdbot_exporter_collector_success", map[string]string{"collector": "sessions"}); v != 1 {
 		t.Errorf("sessions collector failed")
 	}
 	compare(r, d, 0, "quiet")
@@ -245,11 +245,11 @@ func TestOpenclawSessionStore(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if v, ok := r.value("clawdbot_session_store_info", map[string]string{"agent": agent, "format": "sqlite"}); !ok || v != 1 {
+	if v, ok := r.Value("clawdbot_session_store_info", map[string]string{"agent": agent, "format": "sqlite"}); !ok || v != 1 {
 		t.Errorf("session_store_info{format=sqlite} = %v (%v)", v, ok)
 	}
 	for _, f := range []string{"database", "wal", "shm"} {
-		v, ok := r.value("clawdbot_session_store_file_bytes", map[string]string{"agent": agent, "file": f})
+		v, ok := r.Value("clawdbot_session_store_file_bytes", map[string]string{"agent": agent, "file": f})
 		fi, err := os.Stat(dbPath + map[string]string{"database": "", "wal": "-wal", "shm": "-shm"}[f])
 		if !ok || err != nil || v <= 0 || !within(v, float64(fi.Size()), 0.5) {
 			t.Errorf("file_bytes{file=%s} = %v (%v); on disk %v", f, v, ok, fi)
@@ -315,10 +315,10 @@ func TestOpenclawSessionStore(t *testing.T) {
 		vmRSSKiB(t, e.cmd.Process.Pid), vmRSSKiB(t, bare.cmd.Process.Pid))
 
 	// The process tree: the gateway and its children.
-	n, _ := r.value("clawdbot_process_tree_processes", nil)
-	main, _ := r.value("clawdbot_process_resident_memory_bytes", nil)
-	tree, _ := r.value("clawdbot_process_tree_resident_memory_bytes", nil)
-	anon, _ := r.value("clawdbot_process_tree_resident_memory_anon_bytes", nil)
+	n, _ := r.Value("clawdbot_process_tree_processes", nil)
+	main, _ := r.Value("clawdbot_process_resident_memory_bytes", nil)
+	tree, _ := r.Value("clawdbot_process_tree_resident_memory_bytes", nil)
+	anon, _ := r.Value("clawdbot_process_tree_resident_memory_anon_bytes", nil)
 	t.Logf("process tree: %v processes, %.0f MiB (anon %.0f MiB); the main process %.0f MiB", n, tree/(1<<20), anon/(1<<20), main/(1<<20))
 	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", g.Pid(), g.Pid()))
 	t.Logf("children of %d: %q", g.Pid(), kids)
@@ -326,7 +326,7 @@ func TestOpenclawSessionStore(t *testing.T) {
 	if n < 3 || tree <= main || anon <= 0 || anon > tree {
 		t.Errorf("tree: %v processes, %v bytes (anon %v), main %v; want the gateway and its two children", n, tree, anon, main)
 	}
-	promtoolCheck(t, r.body)
+	promtoolCheck(t, r.Body)
 
 	// Stopped cleanly, the gateway leaves the database alone (no -wal, no
 	// -shm); the exporter still reports it, and creates nothing beside it.

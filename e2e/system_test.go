@@ -169,7 +169,7 @@ func (s *system) record(what string, d time.Duration) {
 }
 
 func (s *system) remediation(t *testing.T, result string) float64 {
-	v, _ := s.e.scrape(t, "").value("clawdbot_remediation_actions_total", map[string]string{"result": result})
+	v, _ := s.e.scrape(t, "").Value("clawdbot_remediation_actions_total", map[string]string{"result": result})
 	return v
 }
 
@@ -250,7 +250,7 @@ func TestSystem(t *testing.T) {
 		}
 	}()
 	heap := func() float64 {
-		v, _ := e.scrape(t, "").value("go_memstats_heap_inuse_bytes", nil)
+		v, _ := e.scrape(t, "").Value("go_memstats_heap_inuse_bytes", nil)
 		return v
 	}
 
@@ -310,7 +310,7 @@ func TestSystem(t *testing.T) {
 	storm := time.Now()
 	_ = syscall.Kill(g.GatewayPid(t), syscall.SIGKILL)
 	s.record("storm: breaker open (from first crash)", s.waitFor(t, "the breaker to open", 4*time.Minute, func() bool {
-		v, _ := e.scrape(t, "").value("clawdbot_remediation_breaker_open", nil)
+		v, _ := e.scrape(t, "").Value("clawdbot_remediation_breaker_open", nil)
 		return v == 1
 	}))
 	s.record("storm: ClawdbotRemediationBreakerOpen firing (from first crash)", time.Since(storm)+s.waitFor(t, "ClawdbotRemediationBreakerOpen", time.Minute, func() bool {
@@ -319,17 +319,17 @@ func TestSystem(t *testing.T) {
 	r := e.scrape(t, "")
 	actions := 0.0
 	for _, res := range []string{"recovered", "not_recovered", "error"} {
-		v, _ := r.value("clawdbot_remediation_actions_total", map[string]string{"result": res})
+		v, _ := r.Value("clawdbot_remediation_actions_total", map[string]string{"result": res})
 		actions += v
 	}
 	time.Sleep(8 * time.Second) // alerts keep coming: nothing more happens
 	r = e.scrape(t, "")
 	after := 0.0
 	for _, res := range []string{"recovered", "not_recovered", "error"} {
-		v, _ := r.value("clawdbot_remediation_actions_total", map[string]string{"result": res})
+		v, _ := r.Value("clawdbot_remediation_actions_total", map[string]string{"result": res})
 		after += v
 	}
-	held, _ := r.value("clawdbot_remediation_skipped_total", map[string]string{"reason": "breaker"})
+	held, _ := r.Value("clawdbot_remediation_skipped_total", map[string]string{"reason": "breaker"})
 	// The breaker counts every action of its window (3 an hour): the two
 	// restarts above and the storm's first. The storm's next crash is held.
 	t.Logf("restart storm: %v actions in the hour, breaker held back %v deliveries", after, held)
