@@ -257,29 +257,12 @@ func TestRecordingRulesUsed(t *testing.T) {
 // TestHealthyScenarioCoversEveryAlert: tests/healthy.yaml (a healthy gateway
 // for hours, scripts/gen-healthy-test.py) expects every alert silent.
 func TestHealthyScenarioCoversEveryAlert(t *testing.T) {
-	b, err := os.ReadFile("tests/healthy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Tests []struct {
-			AlertRuleTest []struct {
-				Alertname string `yaml:"alertname"`
-				ExpAlerts []any  `yaml:"exp_alerts"`
-			} `yaml:"alert_rule_test"`
-		} `yaml:"tests"`
-	}
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
 	quiet := map[string]bool{}
-	for _, tc := range doc.Tests {
-		for _, a := range tc.AlertRuleTest {
-			if len(a.ExpAlerts) > 0 {
-				t.Errorf("tests/healthy.yaml expects %s to fire", a.Alertname)
-			}
-			quiet[a.Alertname] = true
+	for _, a := range alertRuleTests(t, "tests/healthy.yaml") {
+		if len(a.ExpAlerts) > 0 {
+			t.Errorf("tests/healthy.yaml expects %s to fire", a.Alertname)
 		}
+		quiet[a.Alertname] = true
 	}
 	for _, a := range parseRules(t, render(t, "")["alerts/clawdbot-alerts.yaml"]) {
 		if !quiet[a.Alert] {
@@ -288,32 +271,43 @@ func TestHealthyScenarioCoversEveryAlert(t *testing.T) {
 	}
 }
 
+// alertRuleTest is one alert_rule_test of a promtool test file.
+type alertRuleTest struct {
+	Alertname string `yaml:"alertname"`
+	ExpAlerts []any  `yaml:"exp_alerts"`
+}
+
+// alertRuleTests reads every alert_rule_test of a promtool test file.
+func alertRuleTests(t *testing.T, path string) []alertRuleTest {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Tests []struct {
+			AlertRuleTest []alertRuleTest `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	var out []alertRuleTest
+	for _, tc := range doc.Tests {
+		out = append(out, tc.AlertRuleTest...)
+	}
+	return out
+}
+
 // testedAlerts are the alerts some promtool test expects to fire.
 func testedAlerts(t *testing.T) map[string]bool {
 	t.Helper()
 	files, _ := filepath.Glob("tests/*.yaml")
 	out := map[string]bool{}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc struct {
-			Tests []struct {
-				AlertRuleTest []struct {
-					Alertname string `yaml:"alertname"`
-					ExpAlerts []any  `yaml:"exp_alerts"`
-				} `yaml:"alert_rule_test"`
-			} `yaml:"tests"`
-		}
-		if err := yaml.Unmarshal(b, &doc); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for _, tc := range doc.Tests {
-			for _, a := range tc.AlertRuleTest {
-				if len(a.ExpAlerts) > 0 {
-					out[a.Alertname] = true
-				}
+		for _, a := range alertRuleTests(t, f) {
+			if len(a.ExpAlerts) > 0 {
+				out[a.Alertname] = true
 			}
 		}
 	}
