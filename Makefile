@@ -62,8 +62,13 @@ e2e-deps:
 		fi; \
 	fi
 
+# Go benchmarks, BENCH selects them (make bench BENCH=SessionScan). The
+# session store ones build a 1 GiB store first; BenchmarkScrapeReal needs a
+# real gateway (BENCH_GATEWAY_URL, see collector/bench_test.go). The CPU
+# comparison with blackbox_exporter is scripts/bench-compare.sh.
+BENCH ?= .
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	nice $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 30m ./...
 
 # Release builds with promu, pinned in tools/go.mod.
 promu:

@@ -60,10 +60,10 @@ func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 	probeLog := prober.NewHistory(20)
 	// One prober for scrapes and remediation: its auth backoff is per
 	// gateway, whoever probes.
-	prober := &prober.Prober{ClientVersion: version.Version}
+	probe := &prober.Prober{ClientVersion: version.Version}
 	exp, err := collector.New(collector.Config{
 		Targets:       targets,
-		Prober:        prober,
+		Prober:        probe,
 		ClientVersion: version.Version,
 		ProcfsPath:    *f.procfs,
 		SysfsPath:     *f.sysfs,
@@ -83,11 +83,12 @@ func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 		MaxRequests:   *f.maxRequests,
 		Logger:        logger,
 	}))
-	engine, err := setupRemediation(mux, f, holder, targets, prober, static, logger)
+	engine, world, err := setupRemediation(mux, f, holder, targets, probe, probeLog, static, logger)
 	if err != nil {
 		return err
 	}
 	setupControl(mux, holder, engine, logger)
+	setupProbe(mux, f, holder, static, logger)
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Healthy\n") })
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "Ready\n") })
 	if *f.metricsPath != "/" {
@@ -121,6 +122,10 @@ func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 					return nil
 				}
 				return engine.Recent()
+			},
+			Targets: engine.Status,
+			Probe: func(ctx context.Context, gw string) prober.Record {
+				return world.ProbeRecord(ctx, gw, prober.SourceView)
 			},
 		}
 		if fs, err := procfs.NewFS(*f.procfs); err == nil {
@@ -190,24 +195,44 @@ func (s serverErrors) Write(p []byte) (int, error) {
 // setupRemediation builds the engine (with no targets when remediation is
 // off: a reload may add them) and serves its webhook at the path the start
 // configured.
-func setupRemediation(mux *http.ServeMux, f *flags, holder *config.Holder, targets func() []gateway.Target, prober *prober.Prober, reg prometheus.Registerer, logger *slog.Logger) (*remediate.Engine, error) {
+func setupRemediation(mux *http.ServeMux, f *flags, holder *config.Holder, targets func() []gateway.Target, probe *prober.Prober, probeLog *prober.History, reg prometheus.Registerer, logger *slog.Logger) (*remediate.Engine, *remediate.LocalWorld, error) {
 	fs, err := procfs.NewFS(*f.procfs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	world := &remediate.LocalWorld{Gateways: targets, FS: fs, ProcRoot: *f.procfs, LockDirs: *f.lockDirs, Prober: prober}
+	world := &remediate.LocalWorld{Gateways: targets, FS: fs, ProcRoot: *f.procfs, LockDirs: *f.lockDirs, Prober: probe, History: probeLog}
 	metrics := remediate.NewMetrics(reg)
 	snap := holder.Current()
-	engine, err := remediate.NewEngine(snap.Remediation.Targets, world, metrics, logger, remediate.Options{DryRun: *f.remDryRun})
+	// Notifications live as long as the exporter; on SIGTERM what is
+	// queued is lost (a restart of the exporter is no action).
+	notifier := remediate.NewNotifiers(reg, logger)
+	engine, err := remediate.NewEngine(snap.Remediation.Targets, world, metrics, logger,
+		remediate.Options{DryRun: *f.remDryRun, ProbeTimeout: *f.probeTimeout, Notifier: notifier})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	reg.MustRegister(remediate.NewSupervisorCollector(func() []remediate.Target { return holder.Current().Remediation.Targets }, logger))
+	// A signal action whose supervisor would leave the gateway down is
+	// only known from the live system: warn in the background.
+	warn := func(ts []remediate.Target) {
+		go func() {
+			defer func() { _ = recover() }()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			remediate.WarnSignalSupervisors(ctx, ts, world, logger)
+		}()
+	}
+	warn(snap.Remediation.Targets)
 	path := snap.Remediation.WebhookPath
 	holder.OnReload(func(next *config.Snapshot) error {
 		if next.Remediation.WebhookPath != path {
 			logger.Warn("remediation webhook_path changes need a restart", "kept", path)
 		}
-		return engine.Reload(next.Remediation.Targets)
+		if err := engine.Reload(next.Remediation.Targets); err != nil {
+			return err
+		}
+		warn(next.Remediation.Targets)
+		return nil
 	})
 	mux.Handle(path, &remediate.Handler{
 		Engine:  engine,
@@ -219,7 +244,14 @@ func setupRemediation(mux *http.ServeMux, f *flags, holder *config.Holder, targe
 	if n := len(snap.Remediation.Targets); n > 0 {
 		logger.Info("remediation enabled", "webhook", path, "targets", n, "dry_run", *f.remDryRun, "token", snap.WebhookToken != nil)
 	}
-	return engine, nil
+	for _, t := range snap.Remediation.Targets {
+		if t.Watch != nil {
+			logger.Info("watching gateway", "target", t.Name, "gateway", t.Gateway, "interval", t.Watch.Interval.D(), "after", t.Watch.After)
+		}
+	}
+	// The loops live as long as the exporter.
+	engine.StartWatching(context.Background(), world)
+	return engine, world, nil
 }
 
 // webhookToken is the token as its file holds it now.

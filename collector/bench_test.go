@@ -1,13 +1,26 @@
 package collector
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/promslog"
+
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
 )
 
 // BenchmarkScrape measures one whole /metrics scrape: probe handshake,
@@ -25,6 +38,7 @@ func BenchmarkScrape(b *testing.B) {
 			defer srv.Close()
 			h := newTestHandler(b, []gateway.Target{{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken}}, 5*time.Second)
 			b.ReportAllocs()
+			cpu0 := processCPU()
 			for b.Loop() {
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -32,8 +46,20 @@ func BenchmarkScrape(b *testing.B) {
 					b.Fatal(rec.Code)
 				}
 			}
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 		})
 	}
+}
+
+// processCPU is the user and system CPU time this process used so far: the
+// cost of a scrape is CPU, which ns/op (wall time, mostly waiting for the
+// gateway) does not show.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkScrapeFaults measures how long a scrape of a hung gateway takes
@@ -51,6 +77,112 @@ func BenchmarkScrapeFaults(b *testing.B) {
 				late += max(res.Elapsed-100*time.Millisecond, 0)
 			}
 			b.ReportMetric(float64(late.Milliseconds())/float64(b.N), "late-ms/op")
+		})
+	}
+}
+
+// BenchmarkScrapeReal scrapes a real gateway the caller started (as
+// scripts/bench-compare.sh does), with every default collector, each
+// collector alone, and none: where a scrape's CPU goes. It needs
+// BENCH_GATEWAY_URL and BENCH_GATEWAY_TOKEN, and BENCH_GATEWAY_STATE_DIR and
+// BENCH_GATEWAY_CONFIG for the local collectors; without the URL it skips.
+// Run with -cpuprofile to break the time down.
+func BenchmarkScrapeReal(b *testing.B) {
+	url := os.Getenv("BENCH_GATEWAY_URL")
+	if url == "" {
+		b.Skip("BENCH_GATEWAY_URL not set: start a gateway (scripts/bench-compare.sh KEEP=1 shows how)")
+	}
+	t := gateway.Target{Name: "gw", URL: url, Token: secret.Secret(os.Getenv("BENCH_GATEWAY_TOKEN")),
+		StateDir: os.Getenv("BENCH_GATEWAY_STATE_DIR"), ConfigPath: os.Getenv("BENCH_GATEWAY_CONFIG")}
+	var defaults []string
+	for _, n := range names() {
+		if defaultEnabled[n] {
+			defaults = append(defaults, n)
+		}
+	}
+	cases := []struct {
+		name       string
+		collectors []string
+	}{{"all", defaults}, {"none", nil}}
+	for _, n := range defaults {
+		cases = append(cases, struct {
+			name       string
+			collectors []string
+		}{n, []string{n}})
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			exp, err := New(Config{Gateways: []gateway.Target{t}, ClientVersion: "bench"}, bc.collectors, promslog.NewNopLogger())
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{TimeoutOffset: 500 * time.Millisecond, MaxTimeout: 5 * time.Second, Logger: promslog.NewNopLogger()})
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+				if rec.Code != http.StatusOK {
+					b.Fatal(rec.Code)
+				}
+			}
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
+
+// BenchmarkGatewayCost reports what a probe costs the gateway
+// (gateway-cpu-ms/op, from /proc/<BENCH_GATEWAY_PID>/stat): the whole probe
+// (connect and health) against the WebSocket upgrade and challenge alone,
+// the least any probe of the protocol can do. Skips like BenchmarkScrapeReal.
+func BenchmarkGatewayCost(b *testing.B) {
+	url := os.Getenv("BENCH_GATEWAY_URL")
+	pid, err := strconv.Atoi(os.Getenv("BENCH_GATEWAY_PID"))
+	if url == "" || err != nil {
+		b.Skip("BENCH_GATEWAY_URL or BENCH_GATEWAY_PID not set")
+	}
+	t := gateway.Target{Name: "gw", URL: url, Token: secret.Secret(os.Getenv("BENCH_GATEWAY_TOKEN"))}
+	gwCPU := func() time.Duration {
+		b.Helper()
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		return time.Duration(u+s) * time.Second / 100 // USER_HZ
+	}
+	for _, bc := range []struct {
+		name string
+		run  func(ctx context.Context) error
+	}{
+		{"challenge", func(ctx context.Context) error {
+			conn, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, _, err = conn.ReadMessage()
+			return err
+		}},
+		{"probe", func(ctx context.Context) error {
+			_, err := (&prober.Prober{ClientVersion: "bench"}).Probe(ctx, t)
+			return err
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c0 := gwCPU()
+			for b.Loop() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err := bc.run(ctx)
+				cancel()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((gwCPU()-c0).Microseconds())/1000/float64(b.N), "gateway-cpu-ms/op")
 		})
 	}
 }

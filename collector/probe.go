@@ -155,10 +155,9 @@ type probeCollector struct {
 }
 
 func newProbeCollector(cfg Config, logger *slog.Logger) (Collector, error) {
+	// No gateways is a central prober's configuration (its gateways come
+	// to /probe), or one a reload fills.
 	targets := cfg.targets()
-	if len(targets()) == 0 {
-		return nil, errors.New("no gateway to probe")
-	}
 	c := &probeCollector{
 		targets:  targets,
 		prober:   cfg.prober(),
@@ -183,7 +182,7 @@ func (c *probeCollector) Update(ctx context.Context, ch chan<- prometheus.Metric
 			begin := time.Now()
 			res, err := c.prober.Probe(ctx, t)
 			c.export(ch, t, res, err)
-			c.log.Add(summarize(t.Name, begin, res, err))
+			c.log.Add(prober.Summarize(t.Name, prober.SourceScrape, begin, res, err))
 		})
 	}
 	err := g.Wait()
@@ -295,21 +294,6 @@ func exportStatus(gauge gaugeFunc, st *prober.Status) {
 		opt(taskAuditWarningsDesc, a.Warnings)
 		opt(taskAuditErrorsDesc, a.Errors)
 	}
-}
-
-// summarize turns a probe into the status page's record.
-func summarize(name string, begin time.Time, res *prober.Result, err error) prober.Record {
-	p := prober.Record{Time: begin, Gateway: name, Up: err == nil, Duration: time.Since(begin), Product: res.Product(), Version: res.Version()}
-	var pe *prober.ProbeError
-	if errors.As(err, &pe) {
-		p.Reason, p.Phase, p.Error = string(pe.Reason), pe.Phase.String(), pe.Err.Error()
-	} else if err != nil {
-		p.Error = err.Error()
-	}
-	for _, ph := range prober.Phases() {
-		p.Phases = append(p.Phases, prober.PhaseTime{Name: ph.String(), Duration: res.Duration(ph)})
-	}
-	return p
 }
 
 // record counts a failure and logs when the gateway's state changes, not on

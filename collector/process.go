@@ -3,6 +3,9 @@ package collector
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
@@ -60,6 +63,36 @@ type processCollector struct {
 	prober  *prober.Prober
 
 	finder process.Finder
+
+	mu sync.Mutex
+	// kept is what the collector keeps of each gateway's process, by
+	// gateway name.
+	kept map[string]*keptProcess
+	// bootTime is the system's boot time, read once: procfs's StartTime
+	// reads and parses all of /proc/stat on every call for it.
+	bootOnce sync.Once
+	bootTime float64
+	bootErr  error
+}
+
+// keepLimitsFor is how long the open-files limit and the cgroup memory
+// limit of a process are kept: both change rarely (prlimit, docker update),
+// and reading them costs a scrape a dozen files. The V8 heap limit is fixed
+// at start (command line, NODE_OPTIONS) and kept for the process' life.
+const keepLimitsFor = time.Minute
+
+// keptProcess is what stays true of one process (pid and start ticks)
+// across scrapes.
+type keptProcess struct {
+	pid   int
+	start uint64
+
+	heap       uint64
+	haveHeap   bool
+	limitsAt   time.Time
+	maxFDs     uint64
+	cgroup     uint64
+	haveCgroup bool
 }
 
 func newProcessCollector(cfg Config, logger *slog.Logger) (Collector, error) {
@@ -75,11 +108,66 @@ func newProcessCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	if procPath == "" {
 		procPath = procfs.DefaultMountPoint
 	}
-	return &processCollector{fs: fs, procfs: procPath, sysfs: sysfs, targets: cfg.targets(), extra: cfg.LockDirs, logger: logger, prober: cfg.prober()}, nil
+	return &processCollector{fs: fs, procfs: procPath, sysfs: sysfs, targets: cfg.targets(), extra: cfg.LockDirs, logger: logger, prober: cfg.prober(),
+		kept: map[string]*keptProcess{}}, nil
+}
+
+// startTime is the process's start in seconds since the epoch, as
+// procfs.ProcStat.StartTime computes it, from the boot time read once.
+func (c *processCollector) startTime(stat procfs.ProcStat) (float64, error) {
+	c.bootOnce.Do(func() {
+		st, err := c.fs.Stat()
+		c.bootTime, c.bootErr = float64(st.BootTime), err
+	})
+	if c.bootErr != nil {
+		return stat.StartTime()
+	}
+	return c.bootTime + float64(stat.Starttime)/userHZ, nil
+}
+
+// userHZ is the kernel's USER_HZ, as procfs assumes it.
+const userHZ = 100
+
+// keep returns what is kept of the target's process, refreshed when the
+// process is another one than last time or the limits are older than
+// keepLimitsFor.
+func (c *processCollector) keep(name string, p *process.Process, stat procfs.ProcStat) keptProcess {
+	c.mu.Lock()
+	k := c.kept[name]
+	c.mu.Unlock()
+	if k != nil && k.pid == p.PID && k.start == stat.Starttime && time.Since(k.limitsAt) < keepLimitsFor {
+		return *k
+	}
+	next := &keptProcess{pid: p.PID, start: stat.Starttime, limitsAt: time.Now()}
+	if k != nil && k.pid == p.PID && k.start == stat.Starttime {
+		next.heap, next.haveHeap = k.heap, k.haveHeap
+	} else {
+		next.heap, next.haveHeap = process.HeapLimit(p.Proc)
+	}
+	if limits, err := p.Limits(); err == nil && limits.OpenFiles > 0 {
+		next.maxFDs = limits.OpenFiles
+	}
+	next.cgroup, next.haveCgroup = process.CgroupMemoryLimit(p.Proc, c.sysfs)
+	c.mu.Lock()
+	c.kept[name] = next
+	c.mu.Unlock()
+	return *next
+}
+
+// forget drops what is kept of gateways not in targets.
+func (c *processCollector) forget(targets []gateway.Target) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name := range c.kept {
+		if !slices.ContainsFunc(targets, func(t gateway.Target) bool { return t.Name == name }) {
+			delete(c.kept, name)
+		}
+	}
 }
 
 func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	targets := scrapeTargets(ctx, c.targets)
+	c.forget(targets)
 	locks := scrapeLocks(ctx, c.fs, targets, c.extra)
 	var firstErr error
 	for _, t := range targets {
@@ -94,7 +182,7 @@ func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 			g(procUpDesc, 0)
 			continue
 		}
-		stat, err := p.Stat()
+		stat, err := p.FoundStat()
 		if err != nil {
 			// It exited between finding and reading.
 			c.logger.Debug("gateway process vanished", "gateway", t.Name, "pid", p.PID, "err", err)
@@ -109,32 +197,33 @@ func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metr
 		g(procThreadsDesc, float64(stat.NumThreads))
 		// A new process has forgotten the logins it refused.
 		c.prober.ObserveRestart(t, "", stat.Starttime)
-		if start, err := stat.StartTime(); err == nil {
+		if start, err := c.startTime(stat); err == nil {
 			g(procStartDesc, start)
 		}
 		if status, err := p.NewStatus(); err == nil {
 			g(procRSSAnonDesc, float64(status.RssAnon))
 			g(procRSSFileDesc, float64(status.RssFile))
-		}
-		if tree, err := process.TreeOf(c.fs, c.procfs, p.Proc); err == nil {
-			g(procTreeRSSDesc, float64(tree.RSS))
-			g(procTreeAnonDesc, float64(tree.RSSAnon))
-			g(procTreeCountDesc, float64(tree.Processes))
-			if tree.Truncated {
-				c.logger.Debug("gateway process tree truncated", "gateway", t.Name, "pid", p.PID, "processes", tree.Processes)
+			if tree, err := process.TreeOfStatus(c.fs, c.procfs, p.Proc, status); err == nil {
+				g(procTreeRSSDesc, float64(tree.RSS))
+				g(procTreeAnonDesc, float64(tree.RSSAnon))
+				g(procTreeCountDesc, float64(tree.Processes))
+				if tree.Truncated {
+					c.logger.Debug("gateway process tree truncated", "gateway", t.Name, "pid", p.PID, "processes", tree.Processes)
+				}
 			}
 		}
 		if n, err := p.FileDescriptorsLen(); err == nil {
 			g(procFDsDesc, float64(n))
 		}
-		if limits, err := p.Limits(); err == nil && limits.OpenFiles > 0 {
-			g(procMaxFDsDesc, float64(limits.OpenFiles))
+		k := c.keep(t.Name, p, stat)
+		if k.maxFDs > 0 {
+			g(procMaxFDsDesc, float64(k.maxFDs))
 		}
-		if v, ok := process.CgroupMemoryLimit(p.Proc, c.sysfs); ok {
-			g(procLimitDesc, float64(v), "cgroup")
+		if k.haveCgroup {
+			g(procLimitDesc, float64(k.cgroup), "cgroup")
 		}
-		if v, ok := process.HeapLimit(p.Proc); ok {
-			g(procLimitDesc, float64(v), "v8_heap")
+		if k.haveHeap {
+			g(procLimitDesc, float64(k.heap), "v8_heap")
 		}
 	}
 	if err := ctx.Err(); err != nil {

@@ -5,13 +5,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
@@ -86,5 +89,95 @@ func TestProcessTree(t *testing.T) {
 	}
 	if !okAnon || anon <= 0 || anon > tree {
 		t.Errorf("tree anon RSS %v (%v), tree RSS %v", anon, okAnon, tree)
+	}
+}
+
+// The open-files limit is kept for keepLimitsFor, then read again; the V8
+// heap limit (fixed at start) is kept for the process's life.
+func TestProcessKeepsLimits(t *testing.T) {
+	home := t.TempDir()
+	cfg := filepath.Join(home, ".clawdbot", "clawdbot.json")
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lockDir := filepath.Join(t.TempDir(), fmt.Sprintf("clawdbot-%d", os.Getuid()))
+	if err := os.MkdirAll(lockDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gw := exec.Command("sleep", "60")
+	gw.Env = []string{"NODE_OPTIONS=--max-old-space-size=123"}
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = gw.Process.Kill(); _ = gw.Wait() }()
+	pid := gw.Process.Pid
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := fs.Proc(pid)
+	stat, err := p.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lockDir, lockfile.Name("clawdbot", cfg)), fmt.Appendf(nil,
+		`{"pid":%d,"createdAt":"2026-12-01T00:00:00Z","configPath":%q,"startTime":%d}`, pid, cfg, stat.Starttime), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	col, err := newProcessCollector(Config{
+		Gateways: []gateway.Target{{Name: "main", URL: "ws://127.0.0.1:1", ConfigPath: cfg, StateDir: filepath.Dir(cfg)}},
+		LockDirs: []string{lockDir},
+	}, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := col.(*processCollector)
+	value := func(desc *prometheus.Desc, kind string) float64 {
+		t.Helper()
+		ch := make(chan prometheus.Metric, 100)
+		if err := c.Update(t.Context(), ch); err != nil {
+			t.Fatal(err)
+		}
+		close(ch)
+		for m := range ch {
+			var pb dto.Metric
+			if m.Desc() != desc || m.Write(&pb) != nil {
+				continue
+			}
+			if kind == "" || slices.ContainsFunc(pb.GetLabel(), func(l *dto.LabelPair) bool { return l.GetValue() == kind }) {
+				return pb.GetGauge().GetValue()
+			}
+		}
+		t.Fatalf("no %s %s", desc, kind)
+		return 0
+	}
+	if v := value(procLimitDesc, "v8_heap"); v != 123<<20 {
+		t.Fatalf("v8_heap limit %v, want %v", v, 123<<20)
+	}
+	before := value(procMaxFDsDesc, "")
+	lower := unix.Rlimit{Cur: uint64(before) - 1, Max: uint64(before) - 1}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lower, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v := value(procMaxFDsDesc, ""); v != before {
+		t.Errorf("max_fds %v right after prlimit, want the kept %v", v, before)
+	}
+	c.kept["main"].limitsAt = time.Now().Add(-keepLimitsFor)
+	if v := value(procMaxFDsDesc, ""); v != before-1 {
+		t.Errorf("max_fds %v once the kept limit expired, want %v", v, before-1)
+	}
+	if v := value(procLimitDesc, "v8_heap"); v != 123<<20 {
+		t.Errorf("v8_heap limit %v after the refresh, want %v", v, 123<<20)
+	}
+	// Its start time matches procfs's own computation.
+	want, err := stat.StartTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := value(procStartDesc, ""); v != want {
+		t.Errorf("start time %v, want %v", v, want)
 	}
 }

@@ -65,16 +65,19 @@ func newSessionsCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	return &sessionsCollector{logger: logger, targets: cfg.targets(), scanners: map[string]*sessionstore.Scanner{}}, nil
 }
 
-// stores are the scrape's state directories, each with its scanner.
+// stores are the scrape's state directories, each with its scanner. The
+// scanners of gateways no longer configured are closed (each holds an
+// inotify instance, of which a user has 128 by default).
 func (c *sessionsCollector) stores(ctx context.Context) []sessionsTarget {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []sessionsTarget
+	keep := map[string]bool{}
 	for _, t := range scrapeTargets(ctx, c.targets) {
 		if t.StateDir == "" {
 			continue
 		}
 		key := t.Name + "\x00" + t.StateDir
+		keep[key] = true
 		s := c.scanners[key]
 		if s == nil {
 			s = sessionstore.NewScanner()
@@ -82,6 +85,18 @@ func (c *sessionsCollector) stores(ctx context.Context) []sessionsTarget {
 			c.scanners[key] = s
 		}
 		out = append(out, sessionsTarget{name: t.Name, stateDir: t.StateDir, scanner: s})
+	}
+	var gone []*sessionstore.Scanner
+	for key, s := range c.scanners {
+		if !keep[key] {
+			gone = append(gone, s)
+			delete(c.scanners, key)
+		}
+	}
+	c.mu.Unlock()
+	// Close waits for a scan of another scrape that still runs.
+	for _, s := range gone {
+		_ = s.Close()
 	}
 	return out
 }

@@ -219,3 +219,36 @@ func TestSessionsCollectorNonUTF8Agent(t *testing.T) {
 		t.Errorf("sessions{agent=bad\\uFFFD} = %v (%v), want 1\n%s", v, ok, res.Body)
 	}
 }
+
+// A gateway removed by a reload leaves no scanner (and no inotify
+// instance) behind.
+func TestSessionsCollectorDropsRemovedGateways(t *testing.T) {
+	targets := []gateway.Target{
+		{Name: "a", URL: gateway.DefaultURL, StateDir: sessionsFixture},
+		{Name: "b", URL: gateway.DefaultURL, StateDir: t.TempDir()},
+	}
+	current := targets
+	col, err := newSessionsCollector(Config{Targets: func() []gateway.Target { return current }}, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := col.(*sessionsCollector)
+	scrape := func() {
+		ch := make(chan prometheus.Metric, 1000)
+		if err := c.Update(context.Background(), ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scrape()
+	if n := len(c.scanners); n != 2 {
+		t.Fatalf("%d scanners for 2 gateways", n)
+	}
+	current = targets[:1]
+	scrape()
+	if n := len(c.scanners); n != 1 {
+		t.Fatalf("%d scanners after removing a gateway, want 1", n)
+	}
+	if _, ok := c.scanners["a\x00"+sessionsFixture]; !ok {
+		t.Fatalf("the remaining gateway's scanner went: %v", c.scanners)
+	}
+}

@@ -29,6 +29,8 @@ type File struct {
 	Gateways []gateway.Settings `yaml:"gateways"`
 	// Remediation is off unless this section names targets.
 	Remediation *Remediation `yaml:"remediation"`
+	// Modules of the /probe endpoint (modules.go), by name.
+	Modules map[string]ModuleSettings `yaml:"modules"`
 }
 
 // Sources are the settings that come from elsewhere than the file: flags
@@ -69,6 +71,8 @@ type Snapshot struct {
 	// WebhookToken is the bearer token Alertmanager must send; nil when
 	// none is configured. It is re-read when its file changes.
 	WebhookToken *secret.File
+	// Modules of the /probe endpoint, validated (modules.go).
+	Modules map[string]*Module
 
 	file    File
 	sources Sources
@@ -100,12 +104,16 @@ func Load(src Sources) (*Snapshot, error) {
 		if len(f.Gateways) > 0 && src.GatewaySet {
 			return nil, fmt.Errorf("--config.file lists gateways: set them there, not with --gateway.* flags")
 		}
-		if len(f.Gateways) == 0 && f.Remediation == nil {
-			return nil, fmt.Errorf("config file %s has neither gateways nor remediation", src.Path)
+		if len(f.Gateways) == 0 && f.Remediation == nil && len(f.Modules) == 0 {
+			return nil, fmt.Errorf("config file %s has neither gateways nor remediation, nor modules", src.Path)
 		}
 	}
 	s := &Snapshot{file: f, sources: src}
 	if err := s.resolve(); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.Modules, err = resolveModules(f.Modules, src.Home); err != nil {
 		return nil, err
 	}
 	names := make([]string, len(s.Targets))
@@ -218,8 +226,13 @@ func syntaxErrorLine(b []byte, problem string) int {
 func (s *Snapshot) resolve() error {
 	settings := []gateway.Settings{s.sources.Gateway}
 	useEnv := true
-	if len(s.file.Gateways) > 0 {
+	switch {
+	case len(s.file.Gateways) > 0:
 		settings, useEnv = s.file.Gateways, false
+	case len(s.file.Modules) > 0 && s.file.Remediation == nil && !s.sources.GatewaySet:
+		// A central prober: its gateways come to /probe from service
+		// discovery; it has no local one to probe on /metrics.
+		settings = nil
 	}
 	env := s.sources.Env
 	if env == nil {

@@ -47,6 +47,32 @@ type RemediationTarget struct {
 	Breaker Breaker `yaml:"breaker"`
 	// VerifyTimeout: how long to probe for the gateway to come back.
 	VerifyTimeout Duration `yaml:"verify_timeout"`
+	// Watch, when set, has the exporter probe the gateway on its own
+	// schedule and act on its own failures: the single host without
+	// Prometheus and Alertmanager.
+	Watch *Watch `yaml:"watch"`
+	// Notify, when set, tells a person of each action, its outcome and
+	// the breaker opening: the host without Alertmanager.
+	Notify *Notify `yaml:"notify"`
+}
+
+// Watch is the watch loop of one target.
+type Watch struct {
+	// Interval between the loop's probes (default 30 s).
+	Interval Duration `yaml:"interval"`
+	// After this many consecutive failures with a restart reason the loop
+	// asks for an action (default 3).
+	After int `yaml:"after"`
+}
+
+// Notify is where a target's notifications go.
+type Notify struct {
+	// URLFile holds the webhook URL (its token is a secret): re-read when
+	// it changes.
+	URLFile string `yaml:"url_file"`
+	// Format is slack ({"text": …}, the default) or discord
+	// ({"content": …}).
+	Format string `yaml:"format"`
 }
 
 // Breaker is the circuit breaker's limit.
@@ -121,6 +147,20 @@ const (
 	DefaultBreakerWindow = time.Hour
 	DefaultVerifyTimeout = 2 * time.Minute
 	DefaultExecTimeout   = time.Minute
+	DefaultWatchInterval = 30 * time.Second
+	DefaultWatchAfter    = 3
+	// WatchStartingFor is how long a gateway may answer "starting" before
+	// the watch loop counts it as failed: the mixin's StartingTooLong
+	// period (gatewayStartingFor), which a test keeps equal.
+	WatchStartingFor = 15 * time.Minute
+	// MinWatchInterval keeps the loop from hammering a gateway.
+	MinWatchInterval = time.Second
+)
+
+// Notification formats.
+const (
+	NotifySlack   = "slack"
+	NotifyDiscord = "discord"
 )
 
 var (
@@ -182,6 +222,46 @@ func (c *Remediation) Validate(gateways []string) error {
 		if err := t.Action.Validate(); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
+		if err := t.Watch.validate(); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if err := t.Notify.validate(); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+	}
+	return c.checkOverlaps()
+}
+
+func (w *Watch) validate() error {
+	if w == nil {
+		return nil
+	}
+	setDefault(&w.Interval, DefaultWatchInterval)
+	if w.Interval.D() < MinWatchInterval {
+		return fmt.Errorf("watch.interval %v is below %v", w.Interval.D(), MinWatchInterval)
+	}
+	if w.After == 0 {
+		w.After = DefaultWatchAfter
+	}
+	if w.After < 0 {
+		return errors.New("watch.after must be positive")
+	}
+	return nil
+}
+
+func (n *Notify) validate() error {
+	if n == nil {
+		return nil
+	}
+	if n.URLFile == "" {
+		return errors.New("notify.url_file is required (the webhook URL holds a secret: it is read from a file)")
+	}
+	switch n.Format {
+	case "":
+		n.Format = NotifySlack
+	case NotifySlack, NotifyDiscord:
+	default:
+		return fmt.Errorf("notify.format %q must be slack or discord", n.Format)
 	}
 	return nil
 }

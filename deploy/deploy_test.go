@@ -115,6 +115,11 @@ type composeDoc struct {
 
 func loadCompose(t *testing.T) (*composeDoc, *yaml.Node) {
 	t.Helper()
+	return loadComposeFile(t, composeFile)
+}
+
+func loadComposeFile(t *testing.T, composeFile string) (*composeDoc, *yaml.Node) {
+	t.Helper()
 	b, err := os.ReadFile(composeFile)
 	if err != nil {
 		t.Fatal(err)
@@ -242,8 +247,13 @@ func TestComposeConfig(t *testing.T) {
 
 // ---- (2) compose-spec rules that docker compose v2 enforces ----
 
-func TestComposeSpec(t *testing.T) {
-	doc, root := loadCompose(t)
+func TestComposeSpec(t *testing.T) { checkComposeSpec(t, composeFile) }
+
+// checkComposeSpec applies the rules to one compose file; its relative
+// paths are relative to its directory.
+func checkComposeSpec(t *testing.T, composeFile string) {
+	doc, root := loadComposeFile(t, composeFile)
+	dir := filepath.Dir(composeFile)
 	top := root.Content[0]
 	for i := 0; i < len(top.Content); i += 2 {
 		switch k := top.Content[i].Value; {
@@ -276,8 +286,8 @@ func TestComposeSpec(t *testing.T) {
 			}
 			// Relative host paths are files of this repository, except
 			// the binary that `make build` produces.
-			if strings.HasPrefix(m.source, ".") && m.source != "../clawdbot_exporter" {
-				if _, err := os.Stat(m.source); err != nil {
+			if src := filepath.Join(dir, m.source); strings.HasPrefix(m.source, ".") && src != "../clawdbot_exporter" {
+				if _, err := os.Stat(src); err != nil {
 					t.Errorf("service %s: bind source %q: %v", name, m.source, err)
 				}
 			}
@@ -315,7 +325,7 @@ func TestComposeSpec(t *testing.T) {
 			t.Errorf("secret %s: needs file: (no swarm)", name)
 			continue
 		}
-		if _, err := os.Stat(sec.File + ".example"); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, sec.File) + ".example"); err != nil {
 			t.Errorf("secret %s: no example next to %s: %v", name, sec.File, err)
 		}
 	}

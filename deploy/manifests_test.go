@@ -1399,6 +1399,8 @@ func TestSystemdFilesCovered(t *testing.T) {
 		"clawdbot-gateway.service":                              true,
 		"prometheus-snippet.yml":                                true,
 		"alertmanager-snippet.yml":                              true,
+		"clawdbot_exporter-watch.yml":                           true, // single_host_test.go
+		"clawdbot_exporter.service.d/watch-notify.conf":         true, // single_host_test.go
 	}
 	err := filepath.WalkDir(unitDir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -6,6 +6,18 @@
     // selectors next to other matchers.
     clawdbotExporterSelector: 'job="clawdbot"',
 
+    // Jobs that scrape the exporter's /probe endpoint (README, "Fleets":
+    // Prometheus discovers the gateways, one exporter probes them all).
+    // Include them in clawdbotExporterSelector (job=~"clawdbot|clawdbot-probe")
+    // and the gateway alerts apply to their series, which carry the same
+    // names, with instance and gateway set by relabelling. The local-state
+    // alerts (process, lock, memory, sessions, config) and the exporter
+    // alerts (up, targets lost, collectors) do not: a remote gateway's
+    // process and files are not on the exporter's host, and a /probe
+    // target that leaves service discovery or fails its scrape is a
+    // gateway, not an exporter. Those exclude these jobs.
+    probeJobs: ['clawdbot-probe'],
+
     // Dashboards (used by dashboards/).
     dashboardTags: ['clawdbot'],
     dashboardNamePrefix: 'Clawdbot / ',

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	ctr "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
 
@@ -72,38 +73,85 @@ func (d *dockerAction) where() string {
 
 // Run restarts the container, stopping it with SIGTERM (or its configured
 // stop signal) and SIGKILL after the stop timeout, and returns once the
-// daemon has started it again. Each call is bounded by ctx.
+// daemon has started it again. Each call is bounded by ctx. The daemon's
+// restart stops the container as "by hand", so its restart policy does not
+// start it a second time: one restart, whatever the policy.
 //
 // A container Docker is already restarting (its restart policy is between
 // two attempts) is left alone and Run returns nil: a restart now would only
 // race the daemon's, and the engine's verification sees whether the gateway
-// comes back. A stopped container is started.
+// comes back (Preflight holds the action before it gets here). A stopped
+// container is started.
 func (d *dockerAction) Run(ctx context.Context, _ Alert) error {
 	c, err := d.client()
 	if err != nil {
 		return err
 	}
 	defer func() { _ = c.Close() }()
-	host := c.DaemonHost()
-
-	// Ping first: a clear "unreachable" error, and the version negotiation
-	// happens here, where its failure is reported (the client otherwise
-	// negotiates lazily and ignores a failure).
-	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		return daemonError(ctx, host, err)
-	}
-	res, err := c.ContainerInspect(ctx, d.container, client.ContainerInspectOptions{})
+	res, err := d.inspect(ctx, c)
 	if err != nil {
-		return d.containerError(ctx, host, "inspect", err)
+		return err
 	}
-	if st := res.Container.State; st != nil && st.Restarting {
+	if st := res.State; st != nil && st.Restarting {
 		return nil
 	}
 	timeout := d.stopSecs
 	if _, err := c.ContainerRestart(ctx, d.container, client.ContainerRestartOptions{Timeout: &timeout}); err != nil {
-		return d.containerError(ctx, host, "restart", err)
+		return d.containerError(ctx, c.DaemonHost(), "restart", err)
 	}
 	return nil
+}
+
+// inspect pings the daemon, then inspects the container. The ping gives a
+// clear "unreachable" error, and the version negotiation happens there,
+// where its failure is reported (the client otherwise negotiates lazily
+// and ignores a failure).
+func (d *dockerAction) inspect(ctx context.Context, c *client.Client) (ctr.InspectResponse, error) {
+	host := c.DaemonHost()
+	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		return ctr.InspectResponse{}, daemonError(ctx, host, err)
+	}
+	res, err := c.ContainerInspect(ctx, d.container, client.ContainerInspectOptions{})
+	if err != nil {
+		return ctr.InspectResponse{}, d.containerError(ctx, host, "inspect", err)
+	}
+	return res.Container, nil
+}
+
+// Preflight implements Preflighter: it holds the restart while Docker's
+// restart policy is restarting the container, and when the container is
+// down because the gateway exited with 78 (configuration or lock problem:
+// a restart would fail the same way; Docker has no
+// RestartPreventExitStatus, so only a policy of "no", an exhausted
+// on-failure:N or a person's stop leaves it there). A running container,
+// frozen or not, goes on.
+func (d *dockerAction) Preflight(ctx context.Context) (string, string, error) {
+	c, err := d.client()
+	if err != nil {
+		return "", "", err
+	}
+	defer func() { _ = c.Close() }()
+	res, err := d.inspect(ctx, c)
+	if err != nil {
+		return "", "", err
+	}
+	st := res.State
+	if st == nil {
+		return "", "", fmt.Errorf("docker inspect of container %q: no state", d.container)
+	}
+	policy := "no"
+	if res.HostConfig != nil && res.HostConfig.RestartPolicy.Name != "" {
+		policy = string(res.HostConfig.RestartPolicy.Name)
+	}
+	switch {
+	case st.Restarting:
+		return SkipSupervisor, fmt.Sprintf("its restart policy (%s) is restarting container %s already (restart count %d, last exit code %d)",
+			policy, d.container, res.RestartCount, st.ExitCode), nil
+	case !st.Running && st.ExitCode == exitNeedsPerson:
+		return SkipNeedsPerson, fmt.Sprintf("container %s is %s: the gateway exited with status 78 (configuration or lock problem: "+
+			"a restart would fail the same way); fix what docker logs %s says, then start it", d.container, st.Status, d.container), nil
+	}
+	return "", "", nil
 }
 
 // daemonError explains a failed ping.

@@ -20,11 +20,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
-
-	"github.com/clawdbot-exporter/clawdbot_exporter/config"
-	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 
 	"github.com/moby/moby/api/types/build"
 	ctr "github.com/moby/moby/api/types/container"
@@ -33,8 +31,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
+	"github.com/clawdbot-exporter/clawdbot_exporter/config"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 	itest "github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
@@ -190,6 +191,56 @@ func TestDockerFakeDaemon(t *testing.T) {
 			t.Errorf("touched another container: %s", c)
 		}
 	}
+}
+
+func TestDockerPreflightFakeDaemon(t *testing.T) {
+	clearDockerEnv(t)
+	f := &fakeDaemon{state: map[string]ctr.State{
+		"running":   {Status: ctr.StateRunning, Running: true},
+		"paused":    {Status: ctr.StatePaused, Running: true, Paused: true},
+		"looping":   {Status: ctr.StateRestarting, Restarting: true, Running: true, ExitCode: 78},
+		"exited78":  {Status: ctr.StateExited, ExitCode: 78},
+		"exited1":   {Status: ctr.StateExited, ExitCode: 1},
+		"exited143": {Status: ctr.StateExited, ExitCode: 143},
+	}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	host := "tcp://" + srv.Listener.Addr().String()
+	for _, c := range []struct{ name, hold, detail string }{
+		{"running", "", ""},
+		{"paused", "", ""}, // a frozen gateway: the case the restart is for
+		{"looping", SkipSupervisor, "restarting container looping already"},
+		{"exited78", SkipNeedsPerson, "exited with status 78"},
+		{"exited1", "", ""},
+		{"exited143", "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hold, detail, err := dockerPreflight(t, newDocker(t, c.name, host, time.Second))
+			if err != nil {
+				t.Fatalf("Preflight: %v", err)
+			}
+			if hold != c.hold || !strings.Contains(detail, c.detail) {
+				t.Fatalf("Preflight = %q, %q; want %q with %q", hold, detail, c.hold, c.detail)
+			}
+		})
+	}
+	if got := f.restarts(); len(got) != 0 {
+		t.Errorf("Preflight restarted: %q", got)
+	}
+	if hold, _, err := dockerPreflight(t, newDocker(t, "missing", host, time.Second)); err == nil || hold != "" {
+		t.Errorf("missing container: Preflight = %q, %v; want an error and no hold", hold, err)
+	}
+}
+
+func dockerPreflight(t *testing.T, a Action) (string, string, error) {
+	t.Helper()
+	p, ok := a.(Preflighter)
+	if !ok {
+		t.Fatalf("%T is not a Preflighter", a)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	return p.Preflight(ctx)
 }
 
 func TestDockerUnreachable(t *testing.T) {
@@ -408,6 +459,19 @@ func watchEvents(t *testing.T, c *client.Client, name string) func() []string {
 	}
 }
 
+// containerLogs is the start of the container's stdout (the daemon's
+// multiplexed stream, read as bytes: enough to find a line in).
+func containerLogs(t *testing.T, c *client.Client, name string) string {
+	t.Helper()
+	rc, err := c.ContainerLogs(t.Context(), name, client.ContainerLogsOptions{ShowStdout: true})
+	if err != nil {
+		t.Fatalf("logs of %s: %v", name, err)
+	}
+	defer func() { _ = rc.Close() }()
+	b, _ := io.ReadAll(io.LimitReader(rc, 64<<10))
+	return string(b)
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
@@ -468,6 +532,114 @@ func TestDockerRealDaemon(t *testing.T) {
 		}
 	})
 
+	t.Run("OnceWhateverThePolicy", func(t *testing.T) {
+		// The daemon's restart stops the container as by hand: its restart
+		// policy must not start it a second time (docs/supervisors.md).
+		for _, policy := range []ctr.RestartPolicyMode{ctr.RestartPolicyAlways, ctr.RestartPolicyUnlessStopped, ctr.RestartPolicyOnFailure} {
+			t.Run(string(policy), func(t *testing.T) {
+				name := "clawdbot-exporter-test-policy-" + string(policy) + "-" + id
+				runSleeper(t, c, image, name, "stubborn", policy) // SIGKILLed at the stop timeout: exit 137, a failure
+				restart(t, name, time.Second)
+				_, after := inspectState(t, c, name)
+				time.Sleep(2 * time.Second) // a second start by the policy would have come by now
+				st, later := inspectState(t, c, name)
+				res, err := c.ContainerInspect(t.Context(), name, client.ContainerInspectOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !later.Equal(after) || !st.Running || res.Container.RestartCount != 0 {
+					t.Errorf("policy %s: started again at %v after the action's start at %v (running %v, RestartCount %d)",
+						policy, later, after, st.Running, res.Container.RestartCount)
+				}
+			})
+		}
+	})
+
+	t.Run("SignalUnderPolicy", func(t *testing.T) {
+		// What the signal action leaves to the restart policy: a signal
+		// from outside Docker (kill(2), as the action sends it from a
+		// shared PID namespace), not "docker kill", which counts as a
+		// stop by hand. "serve" exits 0 on SIGTERM, as the gateways do;
+		// SIGKILL makes the exit code 137. docs/supervisors.md has the table.
+		for _, c2 := range []struct {
+			policy    ctr.RestartPolicyMode
+			sig       syscall.Signal
+			restarted bool
+		}{
+			{ctr.RestartPolicyAlways, syscall.SIGTERM, true},
+			{ctr.RestartPolicyUnlessStopped, syscall.SIGTERM, true},
+			{ctr.RestartPolicyOnFailure, syscall.SIGTERM, false},
+			{ctr.RestartPolicyOnFailure, syscall.SIGKILL, true},
+			{ctr.RestartPolicyDisabled, syscall.SIGKILL, false},
+		} {
+			t.Run(string(c2.policy)+"/"+unix.SignalName(c2.sig), func(t *testing.T) {
+				name := fmt.Sprintf("clawdbot-exporter-test-sig-%s-%d-%s", c2.policy, c2.sig, id)
+				runSleeper(t, c, image, name, "serve", c2.policy)
+				waitFor(t, "the sleeper's handlers (its start line)", 20*time.Second, func() bool {
+					return strings.Contains(containerLogs(t, c, name), "started at")
+				})
+				st, _ := inspectState(t, c, name)
+				if st.Pid <= 0 {
+					t.Fatalf("no pid: %+v", st)
+				}
+				// Held by a pidfd, and signalled until it exits: PID 1 of
+				// a container drops a signal it has no handler for yet.
+				fd, err := unix.PidfdOpen(st.Pid, 0)
+				if err != nil {
+					t.Fatalf("pidfd_open %d: %v", st.Pid, err)
+				}
+				defer func() { _ = unix.Close(fd) }()
+				waitFor(t, "the gateway to die of the signal", 20*time.Second, func() bool {
+					if err := unix.PidfdSendSignal(fd, c2.sig, nil, 0); err != nil {
+						return errors.Is(err, syscall.ESRCH)
+					}
+					return exited(t.Context(), fd, 100*time.Millisecond)
+				})
+				var restarts int
+				var status string
+				waitFor(t, "the container to exit or come back", 20*time.Second, func() bool {
+					res, err := c.ContainerInspect(t.Context(), name, client.ContainerInspectOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					restarts, status = res.Container.RestartCount, string(res.Container.State.Status)
+					return restarts > 0 || status == "exited"
+				})
+				if c2.restarted != (restarts > 0) {
+					t.Errorf("policy %s, %v: RestartCount %d, status %s; want restarted %v", c2.policy, c2.sig, restarts, status, c2.restarted)
+				}
+				if !c2.restarted {
+					time.Sleep(time.Second) // and it stays down
+					if res, err := c.ContainerInspect(t.Context(), name, client.ContainerInspectOptions{}); err != nil || res.Container.RestartCount != 0 {
+						t.Errorf("policy %s, %v: restarted late (%v)", c2.policy, c2.sig, err)
+					}
+				}
+			})
+		}
+	})
+
+	t.Run("PreflightRunning", func(t *testing.T) {
+		name := "clawdbot-exporter-test-pre-running-" + id
+		runSleeper(t, c, image, name, "serve", ctr.RestartPolicyDisabled)
+		if hold, detail, err := dockerPreflight(t, newDocker(t, name, "", time.Second)); hold != "" || err != nil {
+			t.Errorf("running container: Preflight = %q, %q, %v; want to go on", hold, detail, err)
+		}
+	})
+
+	t.Run("PreflightExited78", func(t *testing.T) {
+		name := "clawdbot-exporter-test-exit78-" + id
+		runSleeper(t, c, image, name, "exit78", ctr.RestartPolicyDisabled)
+		waitFor(t, "the container to exit", 20*time.Second, func() bool {
+			st, _ := inspectState(t, c, name)
+			return st.Status == ctr.StateExited
+		})
+		hold, detail, err := dockerPreflight(t, newDocker(t, name, "", time.Second))
+		if err != nil || hold != SkipNeedsPerson || !strings.Contains(detail, "status 78") {
+			t.Errorf("exited 78: Preflight = %q, %q, %v; want %q", hold, detail, err, SkipNeedsPerson)
+		}
+		t.Logf("held: %s", detail)
+	})
+
 	t.Run("Stopped", func(t *testing.T) {
 		name := "clawdbot-exporter-test-stopped-" + id
 		runSleeper(t, c, image, name, "serve", ctr.RestartPolicyDisabled)
@@ -505,6 +677,10 @@ func TestDockerRealDaemon(t *testing.T) {
 			return res.Container.State.Restarting && res.Container.RestartCount >= 4
 		})
 		events := watchEvents(t, c, name)
+		hold, detail, err := dockerPreflight(t, newDocker(t, name, "", time.Second))
+		if err != nil || hold != SkipSupervisor || !strings.Contains(detail, "restart policy (always)") {
+			t.Errorf("restarting container: Preflight = %q, %q, %v; want %q", hold, detail, err, SkipSupervisor)
+		}
 		if err := newDocker(t, name, "", time.Second).Run(t.Context(), Alert{}); err != nil {
 			t.Fatalf("Run on a restarting container: %v, want nil", err)
 		}

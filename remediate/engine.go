@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 )
 
 // Clock is the engine's time; tests use a fake one.
@@ -27,6 +29,8 @@ type World interface {
 	// RemoveStaleLocks removes the gateway's locks whose owner is dead or
 	// reused, and returns their paths.
 	RemoveStaleLocks(gateway string) ([]string, error)
+	// StartBlockers lists what would make the gateway's next start fail.
+	StartBlockers(gateway string) []lockfile.Blocker
 	// Probe reports whether the gateway is up, within ctx.
 	Probe(ctx context.Context, gateway string) error
 }
@@ -52,6 +56,9 @@ type Options struct {
 	VerifyInterval time.Duration
 	// ProbeTimeout bounds each verification probe (default 5 s).
 	ProbeTimeout time.Duration
+	// Notifier, when set, is told of actions, outcomes, holds and open
+	// breakers of targets with a notify section.
+	Notifier Notifier
 }
 
 // Engine decides, per alert and target, whether to act, and acts.
@@ -75,6 +82,10 @@ type Engine struct {
 	inFlight sync.WaitGroup
 	// recent is the audit trail for the status page, newest last.
 	recent []Decision
+	// The watch loops, by target name, once StartWatching ran.
+	watchCtx context.Context
+	probes   WatchProbes
+	watchers map[string]*watcher
 }
 
 // Decision is one line of the audit trail.
@@ -171,7 +182,6 @@ func (e *Engine) Reload(targets []Target) error {
 		order = append(order, t.Name)
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for name, c := range confs {
 		st := e.states[name]
 		if st == nil {
@@ -187,6 +197,8 @@ func (e *Engine) Reload(targets []Target) error {
 		}
 	}
 	e.targets, e.order = confs, order
+	e.mu.Unlock()
+	e.syncWatchers()
 	return nil
 }
 
@@ -243,7 +255,7 @@ func (e *Engine) Handle(m *Message) int {
 				continue
 			}
 			matched = true
-			if e.decide(c, a, sk) {
+			if ok, _ := e.decide(c, a, sk); ok {
 				started++
 			}
 		}
@@ -313,7 +325,7 @@ func matches(t Target, a Alert) bool {
 
 // decide applies the safety policy, in order, and starts the action when
 // every rule lets it through.
-func (e *Engine) decide(c *targetConf, a Alert, sk *skips) bool {
+func (e *Engine) decide(c *targetConf, a Alert, sk *skips) (bool, string) {
 	t := c.cfg
 	if a.Status == "resolved" {
 		return e.skip(c, a, sk, SkipResolved)
@@ -340,6 +352,9 @@ func (e *Engine) decide(c *targetConf, a Alert, sk *skips) bool {
 			e.logger.Warn("remediation breaker open: too many actions, leaving it to a person (POST /-/remediation/reset to go on)",
 				"target", t.Name, "actions", len(st.history), "window", t.Breaker.Window.D())
 			reason = SkipBreaker
+			defer e.notify(t, Event{Kind: EventBreakerOpen, Result: SkipBreaker, Text: fmt.Sprintf(
+				"%d restarts of gateway %s within %v: no more until a person looks (POST /-/remediation/reset to go on)",
+				len(st.history), t.Gateway, t.Breaker.Window.D())})
 		} else if !st.last.IsZero() && now.Sub(st.last) < t.Cooldown.D() {
 			reason = SkipCooldown
 		}
@@ -358,6 +373,7 @@ func (e *Engine) decide(c *targetConf, a Alert, sk *skips) bool {
 		e.mu.Unlock()
 		return e.skip(c, a, sk, SkipDuplicate)
 	}
+	prevLast := st.last
 	e.seen[key] = now
 	st.history = append(st.history, now)
 	st.last = now
@@ -370,34 +386,61 @@ func (e *Engine) decide(c *targetConf, a Alert, sk *skips) bool {
 	e.inFlight.Add(1)
 	e.mu.Unlock()
 
-	e.audit(a, &t, "act", "", 1)
-	go e.run(c, a, now)
-	return true
+	go e.run(c, a, now, prevLast)
+	return true, ""
 }
 
-func (e *Engine) skip(c *targetConf, a Alert, sk *skips, reason string) bool {
+func (e *Engine) skip(c *targetConf, a Alert, sk *skips, reason string) (bool, string) {
 	e.metrics.skipped.WithLabelValues(c.cfg.Name, reason).Inc()
 	sk.add(a, &c.cfg, reason)
-	return false
+	return false, reason
 }
 
-// run performs one action, with the configuration it was decided under,
-// and verifies it.
-func (e *Engine) run(c *targetConf, a Alert, started time.Time) {
-	t := c.cfg
-	defer e.inFlight.Done()
-	defer func() {
-		e.mu.Lock()
-		if st := e.states[t.Name]; st != nil {
-			st.busy = false
-		}
-		e.mu.Unlock()
-		e.metrics.inProgress.WithLabelValues(t.Name).Set(0)
-	}()
-	e.metrics.inProgress.WithLabelValues(t.Name).Set(1)
-	e.metrics.lastAction.WithLabelValues(t.Name).Set(float64(started.UnixNano()) / 1e9)
-	begin := time.Now()
+// Trigger submits a failure the exporter saw itself (the watch loop) for
+// the named target, as if an alert matched it: the same policy, state and
+// dedupe as Alertmanager's alerts, so both together never double an
+// action. It returns whether an action started, else the skip reason.
+func (e *Engine) Trigger(target string, a Alert) (bool, string) {
+	c := e.state(target)
+	if c == nil {
+		return false, SkipUnmatched
+	}
+	sk := &skips{m: map[skipKey]*skipAgg{}}
+	ok, reason := e.decide(c, a, sk)
+	for _, k := range sk.order {
+		g := sk.m[k]
+		e.audit(g.first, g.target, "skip", k.reason, g.n)
+	}
+	return ok, reason
+}
 
+// notify hands an event to the notifier when the target has a notify
+// section; the notifier never blocks.
+func (e *Engine) notify(t Target, ev Event) {
+	if e.opts.Notifier == nil || t.Notify == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Target, ev.Gateway = t.Name, t.Gateway
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				e.logger.Error("notifier panicked", "target", t.Name, "panic", p)
+			}
+		}()
+		e.opts.Notifier.Notify(t, ev)
+	}()
+}
+
+// precheck runs, just before an action, what decides that there must be
+// none: the local-state lock logic (what blocks a start is cleared when
+// the target allows it; a live foreign holder stops the action) and the
+// supervisor's own view (Preflighter). It returns a skip reason and a
+// detail, or "" to act.
+func (e *Engine) precheck(c *targetConf) (string, string) {
+	t := c.cfg
 	if t.RemoveStaleLock {
 		removed, err := e.world.RemoveStaleLocks(t.Gateway)
 		for _, p := range removed {
@@ -407,6 +450,58 @@ func (e *Engine) run(c *targetConf, a Alert, started time.Time) {
 			e.logger.Warn("remediation could not remove a lock", "target", t.Name, "err", oneLine(err))
 		}
 	}
+	var held []string
+	for _, b := range e.world.StartBlockers(t.Gateway) {
+		if b.Why == lockfile.WhyHeldByNonGateway || b.Why == lockfile.WhyCoordinatorHeld {
+			held = append(held, fmt.Sprintf("%s (%s: %s)", b.Path, b.Why, b.Detail))
+		}
+	}
+	if len(held) > 0 {
+		return SkipLockHeld, "a restart would fail: " + strings.Join(held, "; ") + "; stop that process first"
+	}
+	if p, ok := c.action.(Preflighter); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), preflightTimeout)
+		hold, detail, err := p.Preflight(ctx)
+		cancel()
+		if err != nil {
+			e.logger.Warn("remediation could not ask the supervisor; acting", "target", t.Name, "err", oneLine(err))
+		}
+		if hold != "" {
+			return hold, detail
+		}
+	}
+	return "", ""
+}
+
+// run performs one action, with the configuration it was decided under,
+// and verifies it. prevLast is the target's last action before this one,
+// restored when the pre-checks hold the action back.
+func (e *Engine) run(c *targetConf, a Alert, started, prevLast time.Time) {
+	t := c.cfg
+	defer e.inFlight.Done()
+	defer func() {
+		if p := recover(); p != nil {
+			e.logger.Error("remediation panicked", "target", t.Name, "panic", p)
+		}
+	}()
+	defer func() {
+		e.mu.Lock()
+		if st := e.states[t.Name]; st != nil {
+			st.busy = false
+		}
+		e.mu.Unlock()
+		e.metrics.inProgress.WithLabelValues(t.Name).Set(0)
+	}()
+	e.metrics.inProgress.WithLabelValues(t.Name).Set(1)
+	begin := time.Now()
+	if hold, detail := e.precheck(c); hold != "" {
+		e.hold(t, a, started, prevLast, hold, detail)
+		return
+	}
+	e.metrics.lastAction.WithLabelValues(t.Name).Set(float64(started.UnixNano()) / 1e9)
+	e.audit(a, &t, "act", "", 1)
+	e.notify(t, Event{Kind: EventAction, Text: fmt.Sprintf("restarting gateway %s (%s) with %s", t.Gateway, trigger(a), describe(t.Action))})
+
 	ctx, cancel := context.WithTimeout(context.Background(), actionTimeout(t))
 	err := safeRun(ctx, c.action, a)
 	cancel()
@@ -431,6 +526,16 @@ func (e *Engine) run(c *targetConf, a Alert, started time.Time) {
 	if result == ResultRecovered {
 		d.Detail = fmt.Sprintf("up %.1f s after the action began", recovery.Seconds())
 	}
+	ev := Event{Kind: EventOutcome, Result: result}
+	switch result {
+	case ResultRecovered:
+		ev.Text = fmt.Sprintf("gateway %s recovered: up %.0f s after the restart began", t.Gateway, recovery.Seconds())
+	case ResultNotRecovered:
+		ev.Text = fmt.Sprintf("gateway %s NOT recovered: not up %v after the restart (%s)", t.Gateway, t.VerifyTimeout.D(), oneLine(err))
+	default:
+		ev.Text = fmt.Sprintf("restart of gateway %s failed: %s", t.Gateway, oneLine(err))
+	}
+	defer e.notify(t, ev)
 	if err != nil {
 		d.Detail = oneLine(err)
 		e.remember(d)
@@ -440,6 +545,81 @@ func (e *Engine) run(c *targetConf, a Alert, started time.Time) {
 	}
 	e.remember(d)
 	e.logger.Info("remediation", args...)
+}
+
+// hold ends an action the pre-checks stopped: it is no action for the
+// breaker; the cooldown since the last real one stays as it was, so that
+// the next failure is looked at again (and reported again) at the
+// target's usual pace, not at every probe.
+func (e *Engine) hold(t Target, a Alert, started, prevLast time.Time, reason, detail string) {
+	e.mu.Lock()
+	if st := e.states[t.Name]; st != nil {
+		st.history = slicesDelete(st.history, started)
+		if reason == SkipLockHeld || reason == SkipNeedsPerson {
+			st.last = started // a person is needed: do not ask again at every probe
+		} else {
+			st.last = prevLast
+		}
+	}
+	e.mu.Unlock()
+	e.metrics.skipped.WithLabelValues(t.Name, reason).Inc()
+	d := Decision{Time: time.Now(), AlertName: a.Labels["alertname"], Fingerprint: a.Fingerprint, Status: a.Status,
+		Target: t.Name, Action: t.Action.Type, Decision: "skip", Reason: reason, Detail: clipDetail(detail)}
+	e.remember(d)
+	e.logger.Warn("remediation held back", "target", t.Name, "alertname", a.Labels["alertname"], "reason", reason, "detail", d.Detail)
+	if reason != SkipSupervisor {
+		e.notify(t, Event{Kind: EventHeld, Result: reason, Text: fmt.Sprintf("gateway %s needs a person: no restart (%s): %s", t.Gateway, reason, d.Detail)})
+	}
+}
+
+func slicesDelete(ts []time.Time, v time.Time) []time.Time {
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Equal(v) {
+			return append(ts[:i], ts[i+1:]...)
+		}
+	}
+	return ts
+}
+
+// clipDetail bounds a detail from a supervisor or a lock scan.
+func clipDetail(s string) string {
+	if len(s) > 400 {
+		i := 400
+		for i > 0 && s[i]&0xC0 == 0x80 {
+			i--
+		}
+		return s[:i] + "…"
+	}
+	return s
+}
+
+// trigger says in words what asked for an action.
+func trigger(a Alert) string {
+	if a.Fingerprint == WatchFingerprint {
+		if r := a.Labels["reason"]; r != "" {
+			return "watch: " + r
+		}
+		return "watch"
+	}
+	if n := a.Labels["alertname"]; n != "" {
+		return "alert " + n
+	}
+	return "an alert"
+}
+
+// describe names an action for people.
+func describe(s ActionSpec) string {
+	switch {
+	case s.Docker != nil:
+		return "docker restart " + s.Docker.Container
+	case s.Systemd != nil:
+		return "systemd restart " + s.Systemd.Unit
+	case s.Signal != nil:
+		return "signal " + s.Signal.Signal
+	case s.Exec != nil && len(s.Exec.Command) > 0:
+		return "exec " + s.Exec.Command[0]
+	}
+	return s.Type
 }
 
 // oneLine is an error's text on one line: errors.Join puts each error on

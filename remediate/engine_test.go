@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clawdbot-exporter/clawdbot_exporter/config"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/promslog"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/config"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 )
 
 type fakeClock struct {
@@ -29,6 +30,7 @@ type fakeWorld struct {
 	ageKnown bool
 	up       bool
 	removed  int
+	blockers []lockfile.Blocker
 }
 
 func (w *fakeWorld) ProcessAge(string) (time.Duration, bool) {
@@ -42,6 +44,12 @@ func (w *fakeWorld) RemoveStaleLocks(string) ([]string, error) {
 	defer w.mu.Unlock()
 	w.removed++
 	return []string{"/tmp/clawdbot-0/gateway.x.lock"}, nil
+}
+
+func (w *fakeWorld) StartBlockers(string) []lockfile.Blocker {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.blockers
 }
 
 func (w *fakeWorld) Probe(context.Context, string) error {

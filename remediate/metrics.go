@@ -13,6 +13,9 @@ type Metrics struct {
 	inProgress  *prometheus.GaugeVec
 	requests    *prometheus.CounterVec
 	resets      *prometheus.CounterVec
+	// The watch loop's.
+	watchFailures *prometheus.GaugeVec
+	watchChecks   *prometheus.CounterVec
 }
 
 // Skip reasons, a fixed set.
@@ -25,6 +28,14 @@ const (
 	SkipUnmatched = "unmatched"
 	SkipDryRun    = "dry_run"
 	SkipBusy      = "busy"
+	// SkipNeedsPerson: the gateway's last exit was 78, "do not restart".
+	SkipNeedsPerson = "needs_person"
+	// SkipSupervisor: its supervisor (Docker's restart policy, systemd's
+	// auto-restart) is restarting it already.
+	SkipSupervisor = "supervisor_restarting"
+	// SkipLockHeld: a live process that is not the gateway (a hung
+	// openclaw doctor) holds what a start needs: a restart would fail.
+	SkipLockHeld = "lock_held"
 )
 
 // Action results.
@@ -43,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"target", "action", "result"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clawdbot_remediation_skipped_total",
-			Help: "Alerts that did not lead to an action, by reason: duplicate, cooldown, breaker, grace, resolved, unmatched, dry_run, busy.",
+			Help: "Alerts and watch-loop failures that did not lead to an action, by reason: duplicate, cooldown, breaker, grace, resolved, unmatched, dry_run, busy, needs_person, supervisor_restarting, lock_held.",
 		}, []string{"target", "reason"}),
 		lastAction: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "clawdbot_remediation_last_action_timestamp_seconds",
@@ -75,7 +86,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "clawdbot_remediation_breaker_resets_total",
 			Help: "Open breakers closed by a person (POST /-/remediation/reset).",
 		}, []string{"target"}),
+		watchFailures: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "clawdbot_remediation_watch_consecutive_failures",
+			Help: "Consecutive watch-loop probes of the target's gateway that failed with a restart reason; at the target's watch.after the loop asks for an action.",
+		}, []string{"target"}),
+		watchChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "clawdbot_remediation_watch_checks_total",
+			Help: "Watch-loop checks, by how the result was had: probed (its own probe) or reused (another probe younger than half the interval).",
+		}, []string{"target", "how"}),
 	}
+	reg.MustRegister(m.watchFailures, m.watchChecks)
 	reg.MustRegister(m.actions, m.skipped, m.lastAction, m.duration, m.recovery, m.breakerOpen, m.inProgress, m.requests, m.resets)
 	return m
 }
@@ -85,7 +105,7 @@ func (m *Metrics) initTarget(t Target) {
 	for _, r := range []string{ResultRecovered, ResultNotRecovered, ResultError} {
 		m.actions.WithLabelValues(t.Name, t.Action.Type, r)
 	}
-	for _, r := range []string{SkipDuplicate, SkipCooldown, SkipBreaker, SkipGrace, SkipResolved, SkipDryRun, SkipBusy} {
+	for _, r := range []string{SkipDuplicate, SkipCooldown, SkipBreaker, SkipGrace, SkipResolved, SkipDryRun, SkipBusy, SkipNeedsPerson, SkipSupervisor, SkipLockHeld} {
 		m.skipped.WithLabelValues(t.Name, r)
 	}
 	m.breakerOpen.WithLabelValues(t.Name)

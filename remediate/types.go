@@ -15,6 +15,8 @@ type (
 	SystemdSpec = config.SystemdSpec
 	Breaker     = config.Breaker
 	Duration    = config.Duration
+	Watch       = config.Watch
+	Notify      = config.Notify
 )
 
 // Defaults, for tests and the README.

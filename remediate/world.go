@@ -24,7 +24,10 @@ type LocalWorld struct {
 	ProcRoot string
 	LockDirs []string
 	Prober   *prober.Prober
-	finder   process.Finder
+	// History, when set, records every probe the remediation makes, so
+	// the status page and the watch loop see the newest.
+	History *prober.History
+	finder  process.Finder
 }
 
 func (w *LocalWorld) target(name string) (gateway.Target, error) {
@@ -117,14 +120,47 @@ func (w *LocalWorld) RemoveStaleLocks(name string) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// Probe implements World.
-func (w *LocalWorld) Probe(ctx context.Context, name string) error {
+// StartBlockers implements World: what the lock scan says blocks the
+// gateway's next start.
+func (w *LocalWorld) StartBlockers(name string) []lockfile.Blocker {
 	t, err := w.target(name)
 	if err != nil {
-		return err
+		return nil
 	}
-	_, err = w.Prober.Probe(ctx, t)
-	return err
+	var out []lockfile.Blocker
+	for _, b := range w.scan(context.Background(), t).Blocking() {
+		if b.Gateway == name {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Probe implements World: a verification probe.
+func (w *LocalWorld) Probe(ctx context.Context, name string) error {
+	rec := w.ProbeRecord(ctx, name, prober.SourceVerify)
+	if rec.Up {
+		return nil
+	}
+	return rec.Err
+}
+
+// LastProbe implements WatchProbes.
+func (w *LocalWorld) LastProbe(name string) (prober.Record, bool) { return w.History.Last(name) }
+
+// ProbeRecord implements WatchProbes: one probe through the shared prober
+// (and so its per-gateway auth gate), recorded in the history.
+func (w *LocalWorld) ProbeRecord(ctx context.Context, name, source string) prober.Record {
+	begin := time.Now()
+	t, err := w.target(name)
+	if err != nil {
+		return prober.Record{Time: begin, Gateway: name, Source: source, Error: err.Error(), Err: err}
+	}
+	res, err := w.Prober.Probe(ctx, t)
+	rec := prober.Summarize(name, source, begin, res, err)
+	w.History.Add(rec)
+	rec.Err = err
+	return rec
 }
 
 // owner is the live owner of the gateway's lock: its pid and start tick.

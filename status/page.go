@@ -30,6 +30,10 @@ type Page struct {
 	src        Sources
 	lim        Limits
 	inFlight   chan struct{}
+	// viewing holds the view probes under way, by gateway: concurrent
+	// loads wait for the one probe instead of each making their own.
+	mu      sync.Mutex
+	viewing map[string]chan struct{}
 }
 
 // Sources are where the page's data comes from. Locks, Remediation and
@@ -44,7 +48,19 @@ type Sources struct {
 	Remediation func() []remediate.Decision
 	// Problems are the gateways whose own files are not usable now.
 	Problems func() []Problem
+	// Targets are the remediation targets' states (breaker, next allowed
+	// action, watch loop); nil without remediation.
+	Targets func() []remediate.TargetStatus
+	// Probe, when set, probes a gateway for the page when nothing else has
+	// lately (no scrape, no watch loop): the page is never staler than
+	// twice the interval the gateway is expected to be probed at. It must
+	// record the probe in Probes and stop when ctx ends.
+	Probe func(ctx context.Context, gateway string) prober.Record
 }
+
+// ViewFresh is how old a probe may be, for a gateway nothing probes at a
+// known pace, before a page view probes it again.
+const ViewFresh = 5 * time.Second
 
 // Problem is one gateway whose files are not usable, and why.
 type Problem struct{ Gateway, Err string }
@@ -103,6 +119,8 @@ type view struct {
 	Remediation []remediate.Decision
 	MoreRem     int
 	RemOn       bool
+	Targets     []remediate.TargetStatus
+	MoreTargets int
 }
 
 type gatewayView struct {
@@ -110,6 +128,16 @@ type gatewayView struct {
 	Last   *prober.Record
 	Probes []prober.Record
 	More   int
+	// Expected is the interval the gateway is probed at (the watch loop's,
+	// the scrapes'), 0 when unknown.
+	Expected time.Duration
+	// Stale: the newest result is older than twice Expected and no
+	// fresher one could be had.
+	Stale bool
+	// OnView: the page probed it, as nothing else had lately; Before is
+	// the age of the newest result it found (0: none).
+	OnView bool
+	Before time.Duration
 }
 
 // capRows keeps the first n rows and says how many more there were.
@@ -157,11 +185,27 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	names, more := capRows(p.src.Gateways(), p.lim.MaxRows)
 	v.MoreGateways = more
+	var targets []remediate.TargetStatus
+	if p.src.Targets != nil {
+		targets = p.src.Targets()
+		v.Targets, v.MoreTargets = capRows(targets, p.lim.MaxRows)
+	}
+	p.refresh(ctx, v.Now, names, targets)
 	for _, g := range names {
-		gv := gatewayView{Name: g}
+		gv := gatewayView{Name: g, Expected: p.expected(g, targets)}
 		gv.Probes, gv.More = capRows(p.src.Probes.Recent(g), p.lim.MaxRows)
-		if len(gv.Probes) > 0 {
-			gv.Last = &gv.Probes[0]
+		if last, ok := p.src.Probes.Last(g); ok {
+			gv.Last = &last
+			gv.Stale = stale(v.Now, last, gv.Expected)
+			if last.Source == prober.SourceView && len(gv.Probes) > 1 {
+				gv.OnView = v.Now.Sub(last.Time) < p.lim.Timeout+time.Second
+				for _, r := range gv.Probes[1:] {
+					if r.Source != prober.SourceView {
+						gv.Before = v.Now.Sub(r.Time)
+						break
+					}
+				}
+			}
 		}
 		v.Gateways = append(v.Gateways, gv)
 	}
@@ -198,6 +242,84 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(p.tail)
 }
 
+// expected is the interval a gateway is probed at: the shortest of its
+// watch loops' and of the scrapes as seen; 0 when neither is known.
+func (p *Page) expected(g string, targets []remediate.TargetStatus) time.Duration {
+	var d time.Duration
+	for _, t := range targets {
+		if t.Gateway == g && t.Watch != nil && (d == 0 || t.Watch.Interval.D() < d) {
+			d = t.Watch.Interval.D()
+		}
+	}
+	if gap, _ := p.src.Probes.Pace(g, prober.SourceScrape); gap > 0 && (d == 0 || gap < d) {
+		d = gap
+	}
+	return d
+}
+
+// stale: older than twice the expected interval, or than ViewFresh when
+// no interval is known.
+func stale(now time.Time, r prober.Record, expected time.Duration) bool {
+	limit := 2 * expected
+	if expected == 0 {
+		limit = ViewFresh
+	}
+	return now.Sub(r.End()) > limit
+}
+
+// refresh probes, in parallel and within ctx, the gateways whose newest
+// result is stale or missing.
+func (p *Page) refresh(ctx context.Context, now time.Time, names []string, targets []remediate.TargetStatus) {
+	if p.src.Probe == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, g := range names {
+		if last, ok := p.src.Probes.Last(g); ok && !stale(now, last, p.expected(g, targets)) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.viewProbe(ctx, g)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// viewProbe probes g for the page, or waits (within ctx) for the probe
+// another load started.
+func (p *Page) viewProbe(ctx context.Context, g string) {
+	p.mu.Lock()
+	if ch, ok := p.viewing[g]; ok {
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		return
+	}
+	if p.viewing == nil {
+		p.viewing = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	p.viewing[g] = ch
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.viewing, g)
+		p.mu.Unlock()
+		close(ch)
+	}()
+	defer func() { _ = recover() }() // a failed probe is a missing row, not a dead page
+	p.src.Probe(ctx, g)
+}
+
 func dropped(m map[string]int) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -232,7 +354,16 @@ func clip(s string) string {
 	return s[:i] + "…"
 }
 
-var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms, "ago": ago, "clip": clip}).Parse(`
+func until(now, t time.Time) string {
+	if t.IsZero() || !t.After(now) {
+		return "now"
+	}
+	return "in " + t.Sub(now).Round(time.Second).String() + " (" + t.Format("15:04:05") + ")"
+}
+
+func dur(d time.Duration) string { return d.Round(time.Second).String() }
+
+var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms, "ago": ago, "clip": clip, "until": until, "dur": dur}).Parse(`
 <style>
 .st { padding: 0 12px; }
 .st table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
@@ -248,10 +379,11 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms,
 {{end}}</table>{{if .MoreProblems}}<p class="muted">… and {{.MoreProblems}} more</p>{{end}}{{end}}
 {{range .Gateways}}
 <h3>{{.Name}}:
-{{with .Last}}{{if .Up}}<span class="up">UP</span>{{else}}<span class="down">DOWN</span> ({{.Reason}} in {{.Phase}}){{end}}
-<span class="muted">{{.Product}} {{.Version}}, last probe {{ago $.Now .Time}}</span>{{else}}<span class="muted">not probed yet</span>{{end}}</h3>
-{{if .Probes}}<table><tr><th>time</th><th>result</th><th>reason</th><th>phase</th><th>connect ms</th><th>upgrade ms</th><th>challenge ms</th><th>hello ms</th><th>health ms</th><th>total ms</th><th>error</th></tr>
-{{range .Probes}}<tr><td>{{.Time.Format "15:04:05"}}</td><td>{{if .Up}}<span class="up">up</span>{{else}}<span class="down">down</span>{{end}}</td><td>{{.Reason}}</td><td>{{.Phase}}</td>
+{{$gw := .}}{{with .Last}}{{if $gw.Stale}}<span class="down">STALE</span> <span class="muted">(last result {{ago $.Now .Time}}{{if $gw.Expected}}, expected every {{dur $gw.Expected}}{{end}}: {{if .Up}}up{{else}}down{{end}})</span>
+{{else if .Up}}<span class="up">UP</span>{{else}}<span class="down">DOWN</span> ({{.Reason}} in {{.Phase}}){{end}}
+<span class="muted">{{.Product}} {{.Version}}, last probe {{ago $.Now .Time}} ({{.Source}}){{if $gw.OnView}}, probed for this page{{if $gw.Before}}: nothing had for {{dur $gw.Before}}{{end}}{{end}}</span>{{else}}<span class="muted">not probed yet</span>{{end}}</h3>
+{{if .Probes}}<table><tr><th>time</th><th>by</th><th>result</th><th>reason</th><th>phase</th><th>connect ms</th><th>upgrade ms</th><th>challenge ms</th><th>hello ms</th><th>health ms</th><th>total ms</th><th>error</th></tr>
+{{range .Probes}}<tr><td>{{.Time.Format "15:04:05"}}</td><td>{{.Source}}</td><td>{{if .Up}}<span class="up">up</span>{{else}}<span class="down">down</span>{{end}}</td><td>{{.Reason}}</td><td>{{.Phase}}</td>
 {{range .Phases}}<td>{{ms .Duration}}</td>{{end}}<td>{{ms .Duration}}</td><td>{{clip .Error}}</td></tr>
 {{end}}</table>{{if .More}}<p class="muted">… and {{.More}} more</p>{{end}}{{end}}
 {{end}}
@@ -263,6 +395,12 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms,
 <td>{{.FS.Type}}{{if .FS.Volatile}} (volatile){{end}}{{if .FS.Network}} (network){{end}}</td><td>{{.Gateway}}</td><td>{{.Path}}</td><td>{{clip .Why}}</td></tr>
 {{end}}</table>{{if .MoreLocks}}<p class="muted">… and {{.MoreLocks}} more</p>{{end}}{{else}}<p class="muted">No gateway lock files found.</p>{{end}}{{end}}
 {{if .RemOn}}<h2>Remediation</h2>
+{{if .Targets}}<table><tr><th>target</th><th>gateway</th><th>action</th><th>watch</th><th>breaker</th><th>last action</th><th>next action allowed</th></tr>
+{{range .Targets}}<tr><td>{{.Name}}</td><td>{{.Gateway}}</td><td>{{.Action}}{{if .Busy}} <b>(running)</b>{{end}}</td>
+<td>{{$t := .}}{{with .Watch}}every {{dur .Interval.D}}, {{$t.WatchFailures}} of {{.After}} failures{{else}}alerts only{{end}}</td>
+<td>{{if .Breaker}}<span class="down">OPEN</span>: POST /-/remediation/reset{{else}}closed{{end}}</td><td>{{ago $.Now .LastAction}}</td>
+<td>{{if .Breaker}}after a reset{{else}}{{until $.Now .NextAllowed}}{{end}}</td></tr>
+{{end}}</table>{{if .MoreTargets}}<p class="muted">… and {{.MoreTargets}} more</p>{{end}}{{end}}
 {{if .Remediation}}<table><tr><th>time</th><th>alert</th><th>fingerprint</th><th>status</th><th>target</th><th>action</th><th>decision</th><th>reason / result</th><th>detail</th></tr>
 {{range .Remediation}}<tr><td>{{.Time.Format "15:04:05"}}</td><td>{{.AlertName}}</td><td>{{.Fingerprint}}</td><td>{{.Status}}</td><td>{{.Target}}</td><td>{{.Action}}</td><td>{{.Decision}}</td>
 <td>{{if .Reason}}{{.Reason}}{{else}}{{.Result}}{{end}}</td><td>{{clip .Detail}}</td></tr>

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -177,5 +178,148 @@ func TestClipKeepsUTF8(t *testing.T) {
 	s := clip(strings.Repeat("a", 159) + "é" + strings.Repeat("b", 10))
 	if !utf8.ValidString(s) || !strings.HasSuffix(s, "a…") {
 		t.Errorf("clip: %q", s)
+	}
+}
+
+func get(p *Page) string {
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	return rec.Body.String()
+}
+
+// The page is live: it shows the newest result of any source, probes a
+// gateway nothing probes lately, and marks what it cannot refresh stale.
+func TestPageLive(t *testing.T) {
+	now := time.Now()
+	watch := &remediate.Watch{Interval: remediate.Duration(30 * time.Second), After: 3}
+	targets := func() []remediate.TargetStatus {
+		return []remediate.TargetStatus{{Name: "heal-main", Gateway: "main", Action: "docker", Watch: watch, WatchFailures: 2,
+			LastAction: now.Add(-time.Minute), NextAllowed: now.Add(9 * time.Minute)},
+			{Name: "heal-other", Gateway: "other", Action: "systemd", Breaker: true}}
+	}
+	cases := []struct {
+		name    string
+		records []prober.Record
+		probe   bool // a Probe source
+		want    []string
+		reject  []string
+		probes  int
+	}{{
+		name: "a watch result newer than the scrape's wins",
+		records: []prober.Record{
+			{Time: now.Add(-20 * time.Second), Gateway: "main", Source: prober.SourceScrape, Up: true},
+			{Time: now.Add(-5 * time.Second), Gateway: "main", Source: prober.SourceWatch, Reason: "timeout", Phase: "challenge"},
+		},
+		probe: true,
+		want:  []string{`<span class="down">DOWN</span> (timeout in challenge)`, "(watch)"},
+	}, {
+		name:    "an old result with nothing probing: probed on view",
+		records: []prober.Record{{Time: now.Add(-3*time.Minute - 42*time.Second), Gateway: "main", Source: prober.SourceScrape, Up: true}},
+		probe:   true,
+		want:    []string{`<span class="down">DOWN</span> (dial in connect)`, "(view)", "probed for this page: nothing had for 3m42s"},
+		reject:  []string{">UP<", "STALE"},
+		probes:  1,
+	}, {
+		name:    "an old result that cannot be refreshed: stale with its age",
+		records: []prober.Record{{Time: now.Add(-3*time.Minute - 42*time.Second), Gateway: "main", Source: prober.SourceScrape, Up: true}},
+		want:    []string{"STALE", "last result 3m42s ago, expected every 30s: up"},
+		reject:  []string{">UP<"},
+	}, {
+		name:    "a fresh result is not probed again",
+		records: []prober.Record{{Time: now.Add(-10 * time.Second), Gateway: "main", Source: prober.SourceWatch, Up: true}},
+		probe:   true,
+		want:    []string{`<span class="up">UP</span>`},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			log := prober.NewHistory(10)
+			for _, r := range c.records {
+				log.Add(r)
+			}
+			probes := 0
+			src := Sources{Gateways: func() []string { return []string{"main"} }, Probes: log, Targets: targets,
+				Remediation: func() []remediate.Decision { return nil }}
+			if c.probe {
+				src.Probe = func(_ context.Context, g string) prober.Record {
+					probes++
+					r := prober.Record{Time: time.Now(), Gateway: g, Source: prober.SourceView, Reason: "dial", Phase: "connect"}
+					log.Add(r)
+					return r
+				}
+			}
+			body := get(newTestPage(t, src, Limits{Timeout: 2 * time.Second}))
+			for _, w := range c.want {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+			for _, r := range c.reject {
+				if strings.Contains(body, r) {
+					t.Errorf("page has %q", r)
+				}
+			}
+			if probes != c.probes {
+				t.Errorf("probed %d times on view, want %d", probes, c.probes)
+			}
+			// The targets' state: breaker, next allowed time, the watch streak.
+			for _, w := range []string{"heal-main", "every 30s, 2 of 3 failures", "in 9m0s", "OPEN", "after a reset", "alerts only"} {
+				if !strings.Contains(body, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+		})
+	}
+}
+
+// A probe on view that hangs does not hold the page past its deadline.
+func TestPageViewProbeBounded(t *testing.T) {
+	log := prober.NewHistory(10)
+	src := Sources{Gateways: func() []string { return []string{"a", "b"} }, Probes: log,
+		Probe: func(ctx context.Context, g string) prober.Record { <-ctx.Done(); return prober.Record{} }}
+	p := newTestPage(t, src, Limits{Timeout: 50 * time.Millisecond})
+	done := make(chan string)
+	go func() { done <- get(p) }()
+	select {
+	case body := <-done:
+		if !strings.Contains(body, "not probed yet") {
+			t.Error("no probe result, yet the page does not say so")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the page waited for a hung probe")
+	}
+}
+
+// Concurrent loads of a page with a stale gateway make one probe.
+func TestPageViewProbeShared(t *testing.T) {
+	log := prober.NewHistory(10)
+	var mu sync.Mutex
+	probes := 0
+	release := make(chan struct{})
+	src := Sources{Gateways: func() []string { return []string{"main"} }, Probes: log,
+		Probe: func(ctx context.Context, g string) prober.Record {
+			mu.Lock()
+			probes++
+			mu.Unlock()
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			r := prober.Record{Time: time.Now(), Gateway: g, Source: prober.SourceView, Up: true}
+			log.Add(r)
+			return r
+		}}
+	p := newTestPage(t, src, Limits{Timeout: 10 * time.Second})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() { defer wg.Done(); get(p) }()
+	}
+	// Every load is waiting; only then does the probe end.
+	testutil.WaitFor(t, "the first probe", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return probes >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if probes != 1 {
+		t.Errorf("%d view probes for 10 concurrent loads, want 1", probes)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/lru"
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
 )
 
@@ -44,21 +45,15 @@ type gateState struct {
 	start     uint64
 }
 
+// gate keeps each target's state in a bounded LRU (lru.go): a forgotten
+// target starts without backoff, so a refused one is logged in to once more.
 type gate struct {
 	mu    sync.Mutex
-	state map[string]*gateState
+	state lru.Map[*gateState]
 }
 
 func (g *gate) get(key string) *gateState {
-	if g.state == nil {
-		g.state = map[string]*gateState{}
-	}
-	st := g.state[key]
-	if st == nil {
-		st = &gateState{}
-		g.state[key] = st
-	}
-	return st
+	return g.state.GetOrPut(key, func() *gateState { return &gateState{} })
 }
 
 // admit says whether this probe may log in (full) or must only check
@@ -135,7 +130,7 @@ func (g *gate) observe(key, bootID string, start uint64) {
 func (g *gate) backoff(key string) time.Duration {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if st := g.state[key]; st != nil && st.reason != "" {
+	if st, _ := g.state.Peek(key); st != nil && st.reason != "" {
 		return st.backoff
 	}
 	return 0

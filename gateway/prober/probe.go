@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/lru"
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/text"
 )
@@ -176,7 +177,7 @@ type Prober struct {
 
 	mu sync.Mutex
 	// backend remembers URLs of gateways that admit only the backend client.
-	backend map[string]bool
+	backend lru.Map[bool]
 	// gate holds each target's auth backoff; every probe of a target goes
 	// through it, so share one Prober between everything that probes.
 	gate gate
@@ -186,8 +187,9 @@ type Prober struct {
 	runs restarts
 	// statuses caches each target's status RPC payload; readyz remembers
 	// the targets that have a /readyz endpoint.
-	statuses map[string]*statusEntry
-	readyz   map[string]bool
+	// Both bounded like the other per-target state (lru.go).
+	statuses lru.Map[*statusEntry]
+	readyz   lru.Map[bool]
 	// now is the gate's clock; tests set it.
 	now func() time.Time
 }
@@ -256,7 +258,7 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 	wg.Go(func() { ready = p.readiness(ctx, httpURL(u, "/readyz"), t.Token, tlsCfg) })
 	p.mu.Lock()
 	client := cliClient
-	if p.backend[key] {
+	if has(&p.backend, key) {
 		client = backendClient
 	}
 	p.mu.Unlock()
@@ -276,10 +278,7 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 	if client == cliClient && t.Token == "" && t.Password == "" && needsIdentity(err) {
 		if res, err = p.probeWS(ctx, key, t, backendClient, tlsCfg); err == nil {
 			p.mu.Lock()
-			if p.backend == nil {
-				p.backend = map[string]bool{}
-			}
-			p.backend[key] = true
+			p.backend.Put(key, true)
 			p.mu.Unlock()
 		}
 	}
@@ -371,7 +370,7 @@ func (p *Prober) open(ctx context.Context, wsURL string, tlsCfg *tls.Config) (*R
 	ph := &phases{res: res, phase: PhaseConnect, start: time.Now()}
 	dialer := &websocket.Dialer{
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			c, err := dialFor(ctx)(ctx, network, addr)
 			if err == nil {
 				ph.begin(PhaseUpgrade)
 			}
@@ -689,7 +688,7 @@ func (p *Prober) readiness(ctx context.Context, url string, token secret.Secret,
 		req.Header.Set("Authorization", "Bearer "+token.Reveal())
 	}
 	client := &http.Client{
-		Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg, Proxy: nil},
+		Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsCfg, Proxy: nil, DialContext: dialFor(ctx)},
 		// A redirect is not a readiness answer.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

@@ -3,6 +3,8 @@ package prober
 import (
 	"sync"
 	"time"
+
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/lru"
 )
 
 // Restarts: what the exporter has seen of a gateway's runs. openclaw
@@ -41,23 +43,19 @@ type runState struct {
 	haveUptime  bool
 }
 
+// restarts keeps each target's runs in a bounded LRU (lru.go): a forgotten
+// target's counter starts again at 0, which Prometheus reads as a counter
+// reset (rate and increase stay right).
 type restarts struct {
 	mu    sync.Mutex
-	state map[string]*runState
+	state lru.Map[*runState]
 }
 
 // observe records evidence seen at now; true when it counted a restart.
 func (r *restarts) observe(key string, ev evidence, now time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state == nil {
-		r.state = map[string]*runState{}
-	}
-	st := r.state[key]
-	if st == nil {
-		st = &runState{}
-		r.state[key] = st
-	}
+	st := r.state.GetOrPut(key, func() *runState { return &runState{} })
 	// changed: evidence of a restart not yet counted.
 	changed := ev.bootID != "" && st.bootID != "" && st.bootID != ev.bootID && st.bootEpoch == st.epoch
 	if ev.startTicks != 0 && st.start != 0 && st.start != ev.startTicks && st.startEpoch == st.epoch {
@@ -92,7 +90,7 @@ func (r *restarts) observe(key string, ev evidence, now time.Time) bool {
 func (r *restarts) get(key string) (count uint64, last time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if st := r.state[key]; st != nil {
+	if st, _ := r.state.Peek(key); st != nil {
 		return st.epoch, st.last
 	}
 	return 0, time.Time{}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/configfile"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/lru"
 )
 
 // schemaRetry is how long a failed config.schema fetch waits before the
@@ -22,9 +23,23 @@ const schemaWait = 2 * time.Second
 // per gateway version (openclaw's config.schema, scope operator.read), so
 // the config collector can tell which keys the running gateway would refuse
 // at its next start.
+//
+// Bounded (lru.go): a compiled schema is large, and only the gateways the
+// config collector reads (local ones) need it; Prober.SkipSchema turns the
+// fetch off for a prober of remote targets.
 type schemas struct {
 	mu sync.Mutex
-	m  map[string]*schemaEntry
+	m  lru.Map[*schemaEntry]
+	// off: never fetch (SkipSchema).
+	off bool
+}
+
+// SkipSchema stops the prober from fetching config schemas: they serve the
+// config collector, which reads local gateways' files, not remote ones'.
+func (p *Prober) SkipSchema() {
+	p.schemas.mu.Lock()
+	p.schemas.off = true
+	p.schemas.mu.Unlock()
 }
 
 type schemaEntry struct {
@@ -38,7 +53,7 @@ type schemaEntry struct {
 func (p *Prober) ConfigSchema(t gateway.Target) *configfile.Schema {
 	p.schemas.mu.Lock()
 	defer p.schemas.mu.Unlock()
-	if e := p.schemas.m[gateKey(t)]; e != nil {
+	if e, _ := p.schemas.m.Get(gateKey(t)); e != nil {
 		return e.schema
 	}
 	return nil
@@ -53,17 +68,18 @@ func (p *Prober) fetchSchema(ctx context.Context, conn *websocket.Conn, t gatewa
 	}
 	key, version := gateKey(t), h.Server.Version
 	p.schemas.mu.Lock()
-	if p.schemas.m == nil {
-		p.schemas.m = map[string]*schemaEntry{}
+	if p.schemas.off {
+		p.schemas.mu.Unlock()
+		return
 	}
-	e := p.schemas.m[key]
+	e, _ := p.schemas.m.Get(key)
 	if e != nil && (e.schema != nil && e.version == version || e.schema == nil && time.Since(e.tried) < schemaRetry) {
 		p.schemas.mu.Unlock()
 		return
 	}
 	if e == nil {
 		e = &schemaEntry{}
-		p.schemas.m[key] = e
+		p.schemas.m.Put(key, e)
 	}
 	e.tried = time.Now()
 	p.schemas.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/lru"
 )
 
 const (
@@ -38,14 +39,7 @@ func (p *Prober) fetchStatus(ctx context.Context, conn *websocket.Conn, t gatewa
 	}
 	key, now := gateKey(t), p.clock()
 	p.mu.Lock()
-	if p.statuses == nil {
-		p.statuses = map[string]*statusEntry{}
-	}
-	e := p.statuses[key]
-	if e == nil {
-		e = &statusEntry{}
-		p.statuses[key] = e
-	}
+	e := p.statuses.GetOrPut(key, func() *statusEntry { return &statusEntry{} })
 	if !e.tried.IsZero() && now.Sub(e.tried) < statusEvery {
 		p.mu.Unlock()
 		return p.cachedStatus(key, now)
@@ -84,7 +78,7 @@ func (p *Prober) fetchStatus(ctx context.Context, conn *websocket.Conn, t gatewa
 func (p *Prober) cachedStatus(key string, now time.Time) (*Status, time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := p.statuses[key]
+	e, _ := p.statuses.Peek(key)
 	if e == nil || e.status == nil || now.Sub(e.at) > statusStale {
 		return nil, time.Time{}
 	}
@@ -100,16 +94,19 @@ func (p *Prober) rememberReady(key string, ready *Readiness, res *Result) *Readi
 	defer p.mu.Unlock()
 	switch {
 	case ready == nil:
-		delete(p.readyz, key)
+		p.readyz.Delete(key)
 		return nil
 	case ready.Answered:
-		if p.readyz == nil {
-			p.readyz = map[string]bool{}
-		}
-		p.readyz[key] = true
+		p.readyz.Put(key, true)
 		return ready
-	case p.readyz[key] || res.Product() == "openclaw":
+	case has(&p.readyz, key) || res.Product() == "openclaw":
 		return ready
 	}
 	return nil
+}
+
+// has says whether a bounded set holds key, marking it used.
+func has(c *lru.Map[bool], key string) bool {
+	v, _ := c.Get(key)
+	return v
 }

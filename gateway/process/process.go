@@ -22,6 +22,17 @@ type Process struct {
 	// Method is "lock" (the live owner of the gateway's lock) or "title"
 	// (a process titled clawdbot-gateway/openclaw-gateway).
 	Method string
+	// stat is the stat Finder.Find read to check the process, when it did.
+	stat *procfs.ProcStat
+}
+
+// FoundStat is the process's stat as Finder.Find read it while checking
+// the process, else a fresh read: one read of /proc/<pid>/stat per scrape.
+func (p *Process) FoundStat() (procfs.ProcStat, error) {
+	if p.stat != nil {
+		return *p.stat, nil
+	}
+	return p.Stat()
 }
 
 // gatewayTitles are the process titles gateways give themselves; comm is
@@ -104,7 +115,7 @@ func (f *Finder) Find(fs procfs.FS, procRoot string, t gateway.Target, locks []l
 	if ok && !lockNamesOther(t, locks, prev.pid) {
 		if p, err := fs.Proc(prev.pid); err == nil {
 			if st, err := p.Stat(); err == nil && st.Starttime == prev.start {
-				return &Process{Proc: p, Method: prev.method}, nil
+				return &Process{Proc: p, Method: prev.method, stat: &st}, nil
 			}
 		}
 	}
@@ -118,6 +129,7 @@ func (f *Finder) Find(fs procfs.FS, procRoot string, t gateway.Target, locks []l
 	if p != nil {
 		if st, err := p.Stat(); err == nil {
 			f.found[t.Name] = foundProcess{pid: p.PID, start: st.Starttime, method: p.Method}
+			p.stat = &st
 		}
 	}
 	return p, err

@@ -48,9 +48,22 @@ func TreeOf(pfs procfs.FS, procRoot string, root procfs.Proc) (Tree, error) {
 	if err != nil {
 		return Tree{}, err
 	}
+	return TreeOfStatus(pfs, procRoot, root, st)
+}
+
+// TreeOfStatus is TreeOf for a root whose status the caller has just read.
+func TreeOfStatus(pfs procfs.FS, procRoot string, root procfs.Proc, st procfs.ProcStatus) (Tree, error) {
 	t := Tree{Processes: 1, RSS: st.VmRSS, RSSAnon: st.RssAnon}
-	children := func(pid int) ([]int, error) { return kernelChildren(procRoot, pid) }
-	if _, err := kernelChildren(procRoot, root.PID); err != nil {
+	// The root's children, read once: they also tell whether the kernel
+	// has children files at all.
+	rootKids, err := kernelChildren(procRoot, root.PID)
+	children := func(pid int) ([]int, error) {
+		if pid == root.PID {
+			return rootKids, nil
+		}
+		return kernelChildren(procRoot, pid)
+	}
+	if err != nil {
 		byParent, err := parents(pfs)
 		if err != nil {
 			return t, err

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,6 +78,9 @@ type AgentSessions struct {
 type ScanStats struct {
 	BytesRead   int64 // transcript and sessions.json bytes read
 	FilesOpened int64
+	// FilesChecked counts transcripts looked at (an lstat each): all of
+	// them in a full scan, only the changed ones between full scans.
+	FilesChecked int64
 }
 
 // Scanner walks a state directory's session stores. It remembers
@@ -90,17 +94,32 @@ type Scanner struct {
 	gen        uint64
 	storeLimit int64
 
-	bytesRead   atomic.Int64
-	filesOpened atomic.Int64
+	bytesRead    atomic.Int64
+	filesOpened  atomic.Int64
+	filesChecked atomic.Int64
 
 	// sqlite are the openclaw databases, by path.
 	sqlite map[string]*sqliteStore
 	logger *slog.Logger
+
+	// watch tells what changed between scans; nil until the first scan,
+	// and for good when noWatch is set (no inotify, Close, tests).
+	watch   *watcher
+	noWatch bool
 }
 
 type agentCache struct {
 	store *storeState
 	files map[string]*fileState // by name relative to the sessions dir
+	// names are the transcripts the last scan looked at, sorted; recheck
+	// those of them a scan between full ones looks at even without an
+	// event: files that failed, symlinks and hard links (a change through
+	// another name makes no event here), files in subdirectories (not
+	// watched).
+	names, recheck []string
+	// last is the agent's last result, ok when that scan read all of it.
+	last AgentSessions
+	ok   bool
 }
 
 // fileID is what tells whether a file changed.
@@ -128,11 +147,17 @@ type fileState struct {
 	tail    [tailLen]byte
 	tailN   int
 	gen     uint64 // the last scan that saw it
+	alias   bool   // a symlink, or a file with more than one link
 }
 
-// NewScanner returns a scanner with an empty cache.
+// watchByDefault: scanners use change notification; tests turn it off.
+var watchByDefault = true
+
+// NewScanner returns a scanner with an empty cache. Close it when done
+// with it: it holds an inotify instance.
 func NewScanner() *Scanner {
 	return &Scanner{
+		noWatch:    !watchByDefault,
 		sem:        make(chan struct{}, 1),
 		dirs:       map[string]map[string]*agentCache{},
 		storeLimit: StoreLimit,
@@ -146,14 +171,15 @@ func (s *Scanner) SetLogger(l *slog.Logger) { s.logger = l }
 
 // Stats returns the scanner's I/O counters since it was made.
 func (s *Scanner) Stats() ScanStats {
-	return ScanStats{BytesRead: s.bytesRead.Load(), FilesOpened: s.filesOpened.Load()}
+	return ScanStats{BytesRead: s.bytesRead.Load(), FilesOpened: s.filesOpened.Load(), FilesChecked: s.filesChecked.Load()}
 }
 
 // Scan reports every agent under stateDir that has a sessions.json, sorted
 // by agent. A missing state or agents directory yields nothing and no error;
 // unreadable files are counted in Errors. When ctx ends first, Scan returns
 // the agents it finished with ctx's error; what it read is kept, so the next
-// scan goes on from there.
+// scan goes on from there. Between full scans (at most fullCheckEvery apart)
+// a scan looks only at what inotify said changed (watch.go).
 func (s *Scanner) Scan(ctx context.Context, stateDir string) ([]AgentSessions, error) {
 	select {
 	case s.sem <- struct{}{}:
@@ -166,7 +192,37 @@ func (s *Scanner) Scan(ctx context.Context, stateDir string) ([]AgentSessions, e
 	}
 
 	agentsDir := filepath.Join(stateDir, "agents")
+	w := s.watcher()
+	var ws *dirtyState
+	if w != nil {
+		w.drain()
+		ws = w.state(stateDir)
+	}
+	if ws.fresh(time.Now()) && s.dirs[stateDir] != nil {
+		out, err := s.scanAgents(ctx, stateDir, agentsDir, ws.agentNames, ws.takeDirty())
+		if err != nil {
+			return out, err
+		}
+		return s.scanSQLite(ctx, agentsDir, ws.agentNames, out), nil
+	}
+
+	// A full scan. The watches go up before the dirs are read: a change
+	// made while this scan reads is seen by the next one.
+	if ws != nil {
+		ws.beginFull()
+		w.add(ws, watched{stateDir: stateDir, kind: watchAgents, path: agentsDir})
+	}
 	names, err := readDirNames(agentsDir)
+	if ws != nil && err == nil {
+		for _, name := range names {
+			for _, wd := range agentWatches(stateDir, agentsDir, name) {
+				w.add(ws, wd)
+			}
+		}
+	}
+	if ws != nil {
+		defer func() { w.endFull(stateDir, ws, names, err == nil && ctx.Err() == nil) }()
+	}
 	if isMissing(err) {
 		delete(s.dirs, stateDir)
 		return nil, nil
@@ -174,6 +230,43 @@ func (s *Scanner) Scan(ctx context.Context, stateDir string) ([]AgentSessions, e
 	if err != nil {
 		return nil, err
 	}
+	out, err := s.scanAgents(ctx, stateDir, agentsDir, names, nil)
+	if err != nil {
+		return out, err
+	}
+	return s.scanSQLite(ctx, agentsDir, names, out), nil
+}
+
+// watcher is the scanner's inotify watcher, made on first use; nil when
+// there is none (disabled, or inotify could not be set up).
+func (s *Scanner) watcher() *watcher {
+	if s.watch == nil && !s.noWatch {
+		w, err := newWatcher()
+		if err != nil {
+			s.noWatch = true
+			if s.logger != nil {
+				s.logger.Debug("no change notification for session stores: every scan is a full one", "err", err)
+			}
+			return nil
+		}
+		s.watch = w
+	}
+	return s.watch
+}
+
+// Close releases the scanner's watcher; a scan after Close is a full scan.
+func (s *Scanner) Close() error {
+	s.sem <- struct{}{}
+	defer func() { <-s.sem }()
+	s.watch.close()
+	s.watch, s.noWatch = nil, true
+	return nil
+}
+
+// scanAgents scans the JSON stores of the agents in names. dirty nil means
+// all of each; otherwise it is what changed since the last scan, and an
+// agent nothing changed in keeps its last result.
+func (s *Scanner) scanAgents(ctx context.Context, stateDir, agentsDir string, names []string, dirty map[string]*agentDirty) ([]AgentSessions, error) {
 	cache := s.dirs[stateDir]
 	if cache == nil {
 		cache = map[string]*agentCache{}
@@ -187,19 +280,47 @@ func (s *Scanner) Scan(ctx context.Context, stateDir string) ([]AgentSessions, e
 	// Open each agent's sessions dir, read its store and list it; then look
 	// at every transcript of every agent with one pool of workers. Only this
 	// goroutine writes the cache, while no worker reads it.
-	agents := make([]*agentScan, len(names))
-	for i, name := range names {
-		agents[i] = &agentScan{dir: filepath.Join(agentsDir, name, "sessions"), res: AgentSessions{Agent: name}}
-		if ac := cache[name]; ac != nil {
-			agents[i].old = ac.store
+	agents := make([]*agentScan, 0, len(names))
+	var opening []*agentScan
+	for _, name := range names {
+		a := &agentScan{dir: filepath.Join(agentsDir, name, "sessions"), res: AgentSessions{Agent: name}}
+		ac := cache[name]
+		if ac != nil {
+			a.old = ac.store
+		}
+		if dirty != nil {
+			ad := dirty[name]
+			switch {
+			case ad == nil && ac == nil:
+				continue // had no store, and nothing changed
+			case ad != nil && ad.all, ac == nil, !ac.ok:
+				// The agent's dir changed: all of it.
+			case ad == nil && len(ac.recheck) == 0:
+				a.done, a.export, a.reuse, a.res = true, true, true, ac.last
+			default:
+				a.partial = map[string]bool{}
+				for _, n := range ac.recheck {
+					a.partial[n] = true
+				}
+				if ad != nil {
+					for n := range ad.files {
+						a.partial[n] = true
+					}
+				}
+				a.prev = ac.names
+			}
+		}
+		agents = append(agents, a)
+		if !a.reuse {
+			opening = append(opening, a)
 		}
 	}
-	parallel(ctx, workers, len(agents), func(_, i int) { agents[i].open(s) })
+	parallel(ctx, workers, len(opening), func(_, i int) { opening[i].open(s) })
 	var jobs []fileJob
 	for _, a := range agents {
 		defer a.close()
-		if !a.done {
-			continue // ctx ended
+		if !a.done || a.reuse {
+			continue // ctx ended, or nothing to read
 		}
 		if !a.export {
 			delete(cache, a.res.Agent)
@@ -213,7 +334,11 @@ func (s *Scanner) Scan(ctx context.Context, stateDir string) ([]AgentSessions, e
 		ac.store = a.store
 		a.files = ac.files
 		a.results = make([]fileResult, len(a.names))
-		for i := range a.names {
+		for i, name := range a.names {
+			if old := a.files[name]; a.partial != nil && !a.partial[name] && old != nil {
+				a.results[i] = fileResult{state: old, done: true, alias: old.alias}
+				continue
+			}
 			jobs = append(jobs, fileJob{a, i})
 		}
 	}
@@ -227,17 +352,29 @@ func (s *Scanner) Scan(ctx context.Context, stateDir string) ([]AgentSessions, e
 
 	var out []AgentSessions
 	seen := map[string]bool{}
+	for _, name := range names {
+		seen[name] = true
+	}
 	for _, a := range agents {
-		seen[a.res.Agent] = true
 		if !a.done {
 			continue
 		}
-		if a.export {
+		if a.export && !a.reuse {
 			s.collect(a)
+			if ac := cache[a.res.Agent]; ac != nil {
+				a.remember(ac)
+			}
+		}
+		if a.export {
 			out = append(out, a.res)
 		}
 	}
 	if err := ctx.Err(); err != nil {
+		for _, a := range agents {
+			if ac := cache[a.res.Agent]; ac != nil && !a.reuse {
+				ac.ok = false // cut short: read it all next time
+			}
+		}
 		return out, err
 	}
 	for agent := range cache {
@@ -245,7 +382,7 @@ func (s *Scanner) Scan(ctx context.Context, stateDir string) ([]AgentSessions, e
 			delete(cache, agent)
 		}
 	}
-	return s.scanSQLite(ctx, agentsDir, names, out), nil
+	return out, nil
 }
 
 // scanSQLite reads the agents' openclaw databases and puts their results in
@@ -318,10 +455,17 @@ type agentScan struct {
 	old    *storeState
 	done   bool // open ran
 	export bool // has a sessions.json (read or not)
-	root   *os.Root
-	store  *storeState
-	names  []string
-	files  map[string]*fileState // the cache's
+	// reuse: nothing changed, res is the last result. partial: only these
+	// names changed; prev are the names of the last scan, listed in place
+	// of the dir.
+	reuse   bool
+	partial map[string]bool
+	prev    []string
+	listErr bool
+	root    *os.Root
+	store   *storeState
+	names   []string
+	files   map[string]*fileState // the cache's
 	// results are the workers', by index in names.
 	results []fileResult
 	res     AgentSessions
@@ -360,15 +504,86 @@ func (a *agentScan) open(s *Scanner) {
 		a.res.Sessions = store.sessions
 		a.res.LastUpdate = store.lastUpdate
 	}
+	if a.partial != nil {
+		a.names = a.prev
+		added := false
+		for n := range a.partial {
+			if strings.HasSuffix(n, transcriptSuffix) && !strings.ContainsRune(n, filepath.Separator) && !known(a.prev, n) {
+				if !added {
+					a.names = slices.Clone(a.prev)
+				}
+				a.names, added = append(a.names, n), true
+			}
+		}
+		if store != nil {
+			for _, n := range store.extra {
+				a.partial[n] = true
+				if known(a.prev, n) {
+					continue
+				}
+				if !added {
+					a.names = slices.Clone(a.prev)
+				}
+				a.names, added = append(a.names, n), true
+			}
+		}
+		if added {
+			sort.Strings(a.names)
+			a.names = compactStrings(a.names)
+		}
+		return
+	}
 	a.names, err = listTranscripts(root)
 	if err != nil {
 		a.res.Errors++
+		a.listErr = true
 	}
 	if store != nil && len(store.extra) > 0 {
 		a.names = append(a.names, store.extra...)
 		sort.Strings(a.names)
 		a.names = compactStrings(a.names)
 	}
+}
+
+// known tells whether the sorted names hold n.
+func known(names []string, n string) bool {
+	_, ok := slices.BinarySearch(names, n)
+	return ok
+}
+
+// remember keeps what a scan between full ones needs: the names, which of
+// them to re-check on every scan, the result.
+func (a *agentScan) remember(ac *agentCache) {
+	ac.last = a.res
+	ac.ok = a.root != nil && !a.listErr
+	names := a.names
+	missing := 0
+	for _, r := range a.results {
+		if r.missing {
+			missing++
+		}
+	}
+	if missing > 0 {
+		names = make([]string, 0, len(a.names)-missing)
+	}
+	var recheck []string
+	for i, n := range a.names {
+		r := a.results[i]
+		if r.missing {
+			continue
+		}
+		if missing > 0 {
+			names = append(names, n)
+		}
+		if !r.done {
+			ac.ok = false
+			continue
+		}
+		if r.err != nil || r.state == nil || r.alias || strings.ContainsRune(n, filepath.Separator) {
+			recheck = append(recheck, n)
+		}
+	}
+	ac.names, ac.recheck = names, recheck
 }
 
 func (a *agentScan) close() {
@@ -616,6 +831,7 @@ type fileResult struct {
 // scanFile counts one transcript's newlines, reading only what it has not
 // counted yet when the file grew with the same inode.
 func (s *Scanner) scanFile(ctx context.Context, root *os.Root, name string, old *fileState, buf *[]byte) fileResult {
+	s.filesChecked.Add(1)
 	fi, err := root.Lstat(name)
 	if isMissing(err) {
 		return fileResult{missing: true}
@@ -634,6 +850,7 @@ func (s *Scanner) scanFile(ctx context.Context, root *os.Root, name string, old 
 	}
 	alias = alias || links(fi) > 1
 	if old.complete(idOf(fi)) {
+		old.alias = alias
 		return fileResult{state: old, alias: alias}
 	}
 	f, err := s.open(root, name)
@@ -654,6 +871,7 @@ func (s *Scanner) scanFile(ctx context.Context, root *os.Root, name string, old 
 	alias = alias || links(st) > 1
 	id := idOf(st)
 	if old.complete(id) {
+		old.alias = alias
 		return fileResult{state: old, alias: alias}
 	}
 	if *buf == nil {
@@ -664,6 +882,7 @@ func (s *Scanner) scanFile(ctx context.Context, root *os.Root, name string, old 
 		*next = *old
 		next.id = id
 	}
+	next.alias = alias
 	err = s.count(ctx, f, next, *buf)
 	return fileResult{state: next, err: err, alias: alias}
 }

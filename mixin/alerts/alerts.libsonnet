@@ -6,6 +6,9 @@
 {
   local c = $._config,
   local sel = c.clawdbotExporterSelector,
+  // The local-state and exporter alerts: not on the jobs that scrape
+  // /probe (_config.probeJobs), whose series are remote gateways' probes.
+  local lsel = sel + ', job!~"%s"' % regex(c.probeJobs),
   local alert(name, severity, expr, forDuration, summary, description, restart=false) = {
     alert: name,
     expr: expr,
@@ -227,7 +230,7 @@
           alert(
             'ClawdbotLockBlockingStart',
             'warning',
-            'max without (why) (clawdbot_lock_blocking_start{%s} == 1)' % sel,
+            'max without (why) (clawdbot_lock_blocking_start{%s} == 1)' % lsel,
             c.lockBlockingStartFor,
             "A lock blocks the Clawdbot gateway's next start.",
             '{{ $labels.path }} blocks the next start of %s: a leftover reclaim guard, or a live process that is not the gateway holds a lock (see clawdbot_lock_blocking_start{why}).' % gw,
@@ -239,7 +242,7 @@
             // itself: a stale lock there is no problem.
             |||
               clawdbot_lock_stale{%(sel)s} == 1
-            ||| % { sel: sel } + notOpenclaw,
+            ||| % { sel: lsel } + notOpenclaw,
             c.lockStaleFor,
             'A Clawdbot gateway lock is stale.',
             'The owner of lock {{ $labels.path }} (gateway "{{ $labels.gateway }}") on {{ $labels.instance }} is dead or its pid was reused: the gateway may refuse to start.',
@@ -247,7 +250,7 @@
           alert(
             'ClawdbotLockOnNetworkFilesystem',
             'warning',
-            'clawdbot_lock_network_filesystem{%s} == 1' % sel,
+            'clawdbot_lock_network_filesystem{%s} == 1' % lsel,
             c.lockFilesystemFor,
             'A Clawdbot gateway lock is on a network filesystem.',
             'Lock {{ $labels.path }} (gateway "{{ $labels.gateway }}") on {{ $labels.instance }} is on a network filesystem, where liveness checks and locking are unreliable.',
@@ -258,7 +261,7 @@
             // openclaw keeps its locks on the state volume by design.
             |||
               clawdbot_lock_volatile{%(sel)s} == 0
-            ||| % { sel: sel } + notOpenclaw,
+            ||| % { sel: lsel } + notOpenclaw,
             c.lockFilesystemFor,
             'A Clawdbot gateway lock survives reboots.',
             'Lock {{ $labels.path }} (gateway "{{ $labels.gateway }}") on {{ $labels.instance }} is not on tmpfs: a lock left behind survives a reboot or container restart.',
@@ -266,7 +269,7 @@
           alert(
             'ClawdbotMultipleLiveLocks',
             'warning',
-            'instance_gateway:clawdbot_lock_owner_alive:count{%s, gateway!=""} > 1' % sel,
+            'instance_gateway:clawdbot_lock_owner_alive:count{%s, gateway!=""} > 1' % lsel,
             c.multipleLiveLocksFor,
             'Several live Clawdbot gateway locks exist for one config.',
             '{{ $value }} live locks for %s: more than one gateway process runs with its config.' % gw,
@@ -279,7 +282,7 @@
           alert(
             'ClawdbotMemoryNearLimit',
             'warning',
-            'instance_gateway:clawdbot_process_tree_resident_memory_bytes_per_cgroup_limit:ratio{%s} > %s' % [sel, ratio(c.memoryLimitRatioThreshold)],
+            'instance_gateway:clawdbot_process_tree_resident_memory_bytes_per_cgroup_limit:ratio{%s} > %s' % [lsel, ratio(c.memoryLimitRatioThreshold)],
             c.memoryLimitFor,
             'A Clawdbot gateway uses most of its memory limit.',
             'The resident memory of %s (its process tree) is {{ $value | humanizePercentage }} of its cgroup memory limit.' % gw,
@@ -291,7 +294,7 @@
               clawdbot_process_tree_resident_memory_bytes{%(sel)s} > %(bytes)d
               unless ignoring (kind)
               clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"}
-            ||| % { sel: sel, bytes: c.memoryRSSAbsoluteThresholdBytes },
+            ||| % { sel: lsel, bytes: c.memoryRSSAbsoluteThresholdBytes },
             c.memoryRSSAbsoluteFor,
             'A Clawdbot gateway without a memory limit uses a lot of memory.',
             'The resident memory of %s (its process tree) is {{ $value | humanize1024 }}B and no cgroup memory limit is set.' % gw,
@@ -326,7 +329,7 @@
               and
               clawdbot_process_up{%(sel)s} == 1
             ||| % {
-              sel: sel,
+              sel: lsel,
               window: c.memoryGrowthWindow,
               recent: c.memoryGrowthRecentWindow,
               horizon: c.memoryGrowthHorizonHours * 3600,
@@ -344,7 +347,7 @@
               clawdbot_process_open_fds{%(sel)s} / clawdbot_process_max_fds{%(sel)s} > %(ratio)s
               and
               clawdbot_process_open_fds{%(sel)s} / clawdbot_process_max_fds{%(sel)s} <= %(critical)s
-            ||| % { sel: sel, ratio: ratio(c.fdsWarningRatio), critical: ratio(c.fdsCriticalRatio) },
+            ||| % { sel: lsel, ratio: ratio(c.fdsWarningRatio), critical: ratio(c.fdsCriticalRatio) },
             c.fdsFor,
             'A Clawdbot gateway uses most of its file descriptors.',
             '%s has {{ $value | humanizePercentage }} of its file descriptor limit open.' % GW,
@@ -352,7 +355,7 @@
           alert(
             'ClawdbotFileDescriptorsExhausted',
             'critical',
-            'clawdbot_process_open_fds{%(sel)s} / clawdbot_process_max_fds{%(sel)s} > %(ratio)s' % { sel: sel, ratio: ratio(c.fdsCriticalRatio) },
+            'clawdbot_process_open_fds{%(sel)s} / clawdbot_process_max_fds{%(sel)s} > %(ratio)s' % { sel: lsel, ratio: ratio(c.fdsCriticalRatio) },
             c.fdsFor,
             'A Clawdbot gateway is about to run out of file descriptors.',
             '%s has {{ $value | humanizePercentage }} of its file descriptor limit open: new connections and files will fail.' % GW,
@@ -365,7 +368,7 @@
           alert(
             'ClawdbotSessionHistoryLong',
             'warning',
-            'clawdbot_session_store_largest_transcript_lines{%s} > %d' % [sel, c.sessionHistoryLinesThreshold],
+            'clawdbot_session_store_largest_transcript_lines{%s} > %d' % [lsel, c.sessionHistoryLinesThreshold],
             c.sessionLargeFor,
             'A Clawdbot session history is long.',
             'The longest session transcript of agent {{ $labels.agent }} of %s has {{ $value }} lines.' % gw,
@@ -373,7 +376,7 @@
           alert(
             'ClawdbotSessionTranscriptLarge',
             'warning',
-            'clawdbot_session_store_largest_transcript_bytes{%s} > %d' % [sel, c.sessionTranscriptBytesThreshold],
+            'clawdbot_session_store_largest_transcript_bytes{%s} > %d' % [lsel, c.sessionTranscriptBytesThreshold],
             c.sessionLargeFor,
             'A Clawdbot session transcript is large.',
             'The largest session transcript of agent {{ $labels.agent }} of %s is {{ $value | humanize1024 }}B.' % gw,
@@ -387,7 +390,7 @@
               deriv(clawdbot_session_store_transcript_bytes{%(sel)s}[%(recent)s]) * 86400 > %(threshold)d
               and ignoring (agent)
               clawdbot_up{%(sel)s} == 1
-            ||| % { sel: sel, window: c.sessionGrowthWindow, recent: c.sessionGrowthRecentWindow, threshold: c.sessionGrowthBytesPerDayThreshold },
+            ||| % { sel: lsel, window: c.sessionGrowthWindow, recent: c.sessionGrowthRecentWindow, threshold: c.sessionGrowthBytesPerDayThreshold },
             c.sessionGrowthFor,
             'Clawdbot session transcripts grow fast.',
             'The session transcripts of agent {{ $labels.agent }} of %s grow by {{ $value | humanize1024 }}B a day.' % gw,
@@ -395,7 +398,7 @@
           alert(
             'ClawdbotSessionStoreReadErrors',
             'info',
-            'clawdbot_session_store_read_errors{%s} > 0' % sel,
+            'clawdbot_session_store_read_errors{%s} > 0' % lsel,
             c.sessionReadErrorsFor,
             'Clawdbot session files cannot be read.',
             '{{ $value }} session files of agent {{ $labels.agent }} of %s cannot be read or parsed.' % gw,
@@ -408,7 +411,7 @@
           alert(
             'ClawdbotConfigExposedWithoutAuth',
             'warning',
-            'clawdbot_config_exposed_without_auth{%s} == 1' % sel,
+            'clawdbot_config_exposed_without_auth{%s} == 1' % lsel,
             c.configFor,
             'A Clawdbot gateway config binds beyond loopback without auth.',
             'The config file of %s binds the gateway beyond loopback with auth mode none.' % gw,
@@ -416,7 +419,7 @@
           alert(
             'ClawdbotConfigAuthSecretMissing',
             'warning',
-            'clawdbot_config_auth_secret_missing{%s} == 1' % sel,
+            'clawdbot_config_auth_secret_missing{%s} == 1' % lsel,
             c.configFor,
             'A Clawdbot gateway config names an auth mode without its secret.',
             'The config file of %s sets auth mode token or password but no secret of that kind.' % gw,
@@ -424,7 +427,7 @@
           alert(
             'ClawdbotConfigUnknownKey',
             'warning',
-            'clawdbot_config_unknown_key{%s} == 1' % sel,
+            'clawdbot_config_unknown_key{%s} == 1' % lsel,
             c.configFor,
             'A Clawdbot gateway config has a key the gateway refuses.',
             'The config file of %s sets {{ $labels.key }}, which the gateway refuses: it will not start after its next restart.' % gw,
@@ -432,7 +435,7 @@
           alert(
             'ClawdbotConfigParseError',
             'warning',
-            'clawdbot_config_parse_ok{%s} == 0' % sel,
+            'clawdbot_config_parse_ok{%s} == 0' % lsel,
             c.configFor,
             'A Clawdbot gateway config cannot be parsed.',
             'The config file of %s (or one of its $include files) cannot be read or parsed: the gateway will not start after its next restart.' % gw,
@@ -451,7 +454,7 @@
               up{%(sel)s} == 0
               unless on ()
               absent(up{%(sel)s} == 1)
-            ||| % { sel: sel },
+            ||| % { sel: lsel },
             c.exporterDownFor,
             'Prometheus cannot scrape a Clawdbot exporter.',
             'Prometheus cannot scrape the exporter {{ $labels.instance }} (job {{ $labels.job }}): its gateways are not monitored, and their alerts resolved or cannot fire.',
@@ -459,10 +462,10 @@
           alert(
             'ClawdbotExporterAbsent',
             'critical',
-            'absent(up{%s} == 1)' % sel,
+            'absent(up{%s} == 1)' % lsel,
             c.exporterAbsentFor,
             'No Clawdbot exporter is up.',
-            'No Prometheus target matching {%s} is up (%s): no gateway is monitored, and no gateway alert can fire.' % [sel, '{{ with query `count(up{%s})` }}{{ . | first | value }} targets, none scraped successfully{{ else }}there is no such target{{ end }}' % sel],
+            'No Prometheus target matching {%s} is up (%s): no gateway is monitored, and no gateway alert can fire.' % [sel, '{{ with query `count(up{%s})` }}{{ . | first | value }} targets, none scraped successfully{{ else }}there is no such target{{ end }}' % lsel],
           ),
           alert(
             'ClawdbotExporterTargetsLost',
@@ -479,7 +482,7 @@
           alert(
             'ClawdbotExporterCollectorFailing',
             'warning',
-            'clawdbot_exporter_collector_success{%s} == 0' % sel,
+            'clawdbot_exporter_collector_success{%s} == 0' % lsel,
             c.collectorFailingFor,
             'A Clawdbot exporter collector fails.',
             'Collector {{ $labels.collector }} of the exporter {{ $labels.instance }} fails or does not finish within the scrape deadline.',

@@ -41,6 +41,8 @@
   prometheusRules+:: {
     local c = $._config,
     local sel = c.clawdbotExporterSelector,
+    // Local state and exporter targets: not the /probe jobs (alerts.libsonnet).
+    local lsel = sel + ', job!~"%s"' % std.join('|', c.probeJobs),
     local rsel = c.remediationSelector,
     // When (the evaluation time, to the minute) the counters of selector
     // last increased within the window: a difference over one minute,
@@ -65,11 +67,11 @@
               clawdbot_process_tree_resident_memory_bytes{%(sel)s}
               / ignoring (kind)
               clawdbot_process_memory_limit_bytes{%(sel)s, kind="cgroup"}
-            ||| % { sel: sel },
+            ||| % { sel: lsel },
           },
           {
             record: 'instance_gateway:clawdbot_process_resident_memory_bytes:deriv%s' % c.memoryGrowthWindow,
-            expr: 'deriv(clawdbot_process_resident_memory_bytes{%s}[%s])' % [sel, c.memoryGrowthWindow],
+            expr: 'deriv(clawdbot_process_resident_memory_bytes{%s}[%s])' % [lsel, c.memoryGrowthWindow],
           },
           {
             record: 'instance_gateway:clawdbot_restarts:changes%s' % c.restartsWindow,
@@ -95,19 +97,19 @@
                 unless ignoring (state, kind, product, role)
                 clawdbot_lock_info{%(sel)s, kind="state"}
               )
-            ||| % { sel: sel },
+            ||| % { sel: lsel },
           },
           {
             record: 'instance_gateway_agent:clawdbot_session_store_transcript_bytes:deriv%s' % c.sessionGrowthWindow,
-            expr: 'deriv(clawdbot_session_store_transcript_bytes{%s}[%s])' % [sel, c.sessionGrowthWindow],
+            expr: 'deriv(clawdbot_session_store_transcript_bytes{%s}[%s])' % [lsel, c.sessionGrowthWindow],
           },
           {
             record: 'job:clawdbot_exporter_targets:count',
-            expr: 'count by (job) (up{%s})' % sel,
+            expr: 'count by (job) (up{%s})' % lsel,
           },
           {
             record: 'job:clawdbot_exporter_targets:min_over_time%s' % c.exporterTargetsSettle,
-            expr: 'min_over_time(job:clawdbot_exporter_targets:count{%s}[%s])' % [sel, c.exporterTargetsSettle],
+            expr: 'min_over_time(job:clawdbot_exporter_targets:count{%s}[%s])' % [lsel, c.exporterTargetsSettle],
           },
         ] + (
           if c.remediationAlertsEnabled then [

@@ -6,6 +6,7 @@
 //	stubborn ignore SIGTERM and SIGINT (a wedged one; only SIGKILL stops it)
 //	crash    exit 1 at once (with restart policy "always", the container stays
 //	         in Docker's "restarting" state for most of its back-off)
+//	exit78   exit 78 at once (a gateway with a configuration or lock problem)
 //	gateway ADDR  serve the gateway protocol (the fake gateway of the tests,
 //	         no auth) on ADDR until SIGTERM, so a probe can tell it is up
 //
@@ -28,9 +29,11 @@ func main() {
 	if len(os.Args) > 1 {
 		mode = os.Args[1]
 	}
-	fmt.Printf("sleeper %s started at %s\n", mode, time.Now().UTC().Format(time.RFC3339Nano))
+	// Handlers first: once "started" is out, a SIGTERM is handled (before,
+	// Go's runtime would exit 2 on it).
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	fmt.Printf("sleeper %s started at %s\n", mode, time.Now().UTC().Format(time.RFC3339Nano))
 	switch mode {
 	case "gateway":
 		if len(os.Args) < 3 {
@@ -51,6 +54,8 @@ func main() {
 		}
 	case "crash":
 		os.Exit(1)
+	case "exit78": // openclaw's "configuration or lock problem, do not restart"
+		os.Exit(78)
 	default:
 		fmt.Fprintf(os.Stderr, "sleeper: unknown mode %q\n", mode)
 		os.Exit(2)
