@@ -37,18 +37,25 @@ func BenchmarkScrape(b *testing.B) {
 			srv := gt.New(bc.opts)
 			defer srv.Close()
 			h := newTestHandler(b, []gateway.Target{{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken}}, 5*time.Second)
-			b.ReportAllocs()
-			cpu0 := processCPU()
-			for b.Loop() {
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-				if rec.Code != http.StatusOK {
-					b.Fatal(rec.Code)
-				}
-			}
-			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			benchScrapes(b, h)
 		})
 	}
+}
+
+// benchScrapes GETs /metrics from h b.N times and reports the CPU a scrape
+// took (cpu-ms/op) beside the allocations.
+func benchScrapes(b *testing.B, h http.Handler) {
+	b.Helper()
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code)
+		}
+	}
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 }
 
 // processCPU is the user and system CPU time this process used so far: the
@@ -117,16 +124,7 @@ func BenchmarkScrapeReal(b *testing.B) {
 				b.Fatal(err)
 			}
 			h := NewHandler(exp, prometheus.NewRegistry(), HandlerOpts{TimeoutOffset: 500 * time.Millisecond, MaxTimeout: 5 * time.Second, Logger: promslog.NewNopLogger()})
-			b.ReportAllocs()
-			cpu0 := processCPU()
-			for b.Loop() {
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-				if rec.Code != http.StatusOK {
-					b.Fatal(rec.Code)
-				}
-			}
-			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			benchScrapes(b, h)
 		})
 	}
 }

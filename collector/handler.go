@@ -64,10 +64,11 @@ func NewHandler(e *Exporter, static *prometheus.Registry, opts HandlerOpts) http
 		defer cancel()
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(e.Scrape(ctx))
-		promhttp.HandlerFor(prometheus.Gatherers{static, reg}, promhttp.HandlerOpts{
-			ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError),
-			ErrorHandling: promhttp.ContinueOnError,
-		}).ServeHTTP(w, r)
+		compressLarge(promhttp.HandlerFor(prometheus.Gatherers{static, reg}, promhttp.HandlerOpts{
+			ErrorLog:           slog.NewLogLogger(opts.Logger.Handler(), slog.LevelError),
+			ErrorHandling:      promhttp.ContinueOnError,
+			DisableCompression: true,
+		})).ServeHTTP(w, r)
 	})
 	return promhttp.InstrumentMetricHandler(static, h)
 }

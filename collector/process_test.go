@@ -24,18 +24,7 @@ import (
 // lock, as openclaw's gateway runs its spawn broker and SQLite worker; the
 // tree metrics count all three, the main process's stay its own.
 func TestProcessTree(t *testing.T) {
-	home := t.TempDir()
-	cfg := filepath.Join(home, ".openclaw", "openclaw.json")
-	if err := os.MkdirAll(filepath.Dir(cfg), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg, []byte(`{}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	lockDir := filepath.Join(t.TempDir(), fmt.Sprintf("clawdbot-%d", os.Getuid()))
-	if err := os.MkdirAll(lockDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cfg, lockDir := processGatewayHome(t, "openclaw")
 	gw := exec.Command("sh", "-c", "sleep 60 & sleep 60 & wait")
 	if err := gw.Start(); err != nil {
 		t.Fatal(err)
@@ -62,11 +51,7 @@ func TestProcessTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lock := filepath.Join(lockDir, lockfile.Name("clawdbot", cfg))
-	if err := os.WriteFile(lock, fmt.Appendf(nil, `{"pid":%d,"createdAt":"2026-12-01T00:00:00Z","configPath":%q,"startTime":%d}`,
-		gw.Process.Pid, cfg, stat.Starttime), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeProcessLock(t, lockDir, cfg, gw.Process.Pid, stat.Starttime)
 	targets := []gateway.Target{{Name: "main", URL: "ws://127.0.0.1:1", ConfigPath: cfg, StateDir: filepath.Dir(cfg)}}
 	exp, err := New(Config{Gateways: targets, LockDirs: []string{lockDir}}, []string{"process"}, promslog.NewNopLogger())
 	if err != nil {
@@ -95,18 +80,7 @@ func TestProcessTree(t *testing.T) {
 // The open-files limit is kept for keepLimitsFor, then read again; the V8
 // heap limit (fixed at start) is kept for the process's life.
 func TestProcessKeepsLimits(t *testing.T) {
-	home := t.TempDir()
-	cfg := filepath.Join(home, ".clawdbot", "clawdbot.json")
-	if err := os.MkdirAll(filepath.Dir(cfg), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfg, []byte(`{}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	lockDir := filepath.Join(t.TempDir(), fmt.Sprintf("clawdbot-%d", os.Getuid()))
-	if err := os.MkdirAll(lockDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cfg, lockDir := processGatewayHome(t, "clawdbot")
 	gw := exec.Command("sleep", "60")
 	gw.Env = []string{"NODE_OPTIONS=--max-old-space-size=123"}
 	if err := gw.Start(); err != nil {
@@ -123,10 +97,7 @@ func TestProcessKeepsLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(lockDir, lockfile.Name("clawdbot", cfg)), fmt.Appendf(nil,
-		`{"pid":%d,"createdAt":"2026-12-01T00:00:00Z","configPath":%q,"startTime":%d}`, pid, cfg, stat.Starttime), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeProcessLock(t, lockDir, cfg, pid, stat.Starttime)
 	col, err := newProcessCollector(Config{
 		Gateways: []gateway.Target{{Name: "main", URL: "ws://127.0.0.1:1", ConfigPath: cfg, StateDir: filepath.Dir(cfg)}},
 		LockDirs: []string{lockDir},
@@ -179,5 +150,34 @@ func TestProcessKeepsLimits(t *testing.T) {
 	}
 	if v := value(procStartDesc, ""); v != want {
 		t.Errorf("start time %v, want %v", v, want)
+	}
+}
+
+// processGatewayHome writes an empty gateway config at
+// <a temp home>/.<product>/<product>.json and makes a lock dir named as the
+// gateway's (clawdbot-<uid>).
+func processGatewayHome(t *testing.T, product string) (cfg, lockDir string) {
+	t.Helper()
+	cfg = filepath.Join(t.TempDir(), "."+product, product+".json")
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lockDir = filepath.Join(t.TempDir(), fmt.Sprintf("clawdbot-%d", os.Getuid()))
+	if err := os.MkdirAll(lockDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, lockDir
+}
+
+// writeProcessLock writes the gateway's lock for cfg into lockDir, held by
+// pid with its start time (clock ticks since boot, as in /proc/pid/stat).
+func writeProcessLock(t *testing.T, lockDir, cfg string, pid int, start uint64) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(lockDir, lockfile.Name("clawdbot", cfg)), fmt.Appendf(nil,
+		`{"pid":%d,"createdAt":"2026-12-01T00:00:00Z","configPath":%q,"startTime":%d}`, pid, cfg, start), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

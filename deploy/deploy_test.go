@@ -202,17 +202,24 @@ func defaultEnv(s string) string { return defaultVar.ReplaceAllString(s, "$1") }
 
 // ---- (1) docker-compose config ----
 
-func TestComposeConfig(t *testing.T) {
-	dc := need(t, "docker-compose")
-	env := []string{}
+// composeConfigEnv is the environment for `docker-compose config` (the
+// composeEnv variables) and an empty --env-file: a developer's deploy/.env
+// must not change the result.
+func composeConfigEnv(t *testing.T) (env []string, envFile string) {
+	t.Helper()
 	for k, v := range composeEnv {
 		env = append(env, k+"="+v)
 	}
-	// An empty --env-file: a developer's deploy/.env must not change the result.
-	envFile := filepath.Join(t.TempDir(), "empty.env")
+	envFile = filepath.Join(t.TempDir(), "empty.env")
 	if err := os.WriteFile(envFile, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return env, envFile
+}
+
+func TestComposeConfig(t *testing.T) {
+	dc := need(t, "docker-compose")
+	env, envFile := composeConfigEnv(t)
 	out, err := run(t, time.Minute, env, dc, "--env-file", envFile, "-f", composeFile, "config")
 	if err != nil {
 		t.Fatalf("docker-compose config: %v\n%s", err, out)
@@ -586,9 +593,18 @@ func TestExporterConfig(t *testing.T) {
 
 	// The binary agrees (--config.check), with the secrets and the
 	// gateway's config (a minimal clawdbot.json) in a temporary directory.
+	exporterConfigCheck(t, exp, cfg, b)
+}
+
+// exporterConfigCheck runs --config.check on doc with the exporter's own
+// flags (the check applies the exposure rule, which needs the webhook token
+// beyond loopback), the secrets and the gateway's config dir (a minimal
+// clawdbot.json) moved into a temp dir. It returns the check's output.
+func exporterConfigCheck(t *testing.T, exp *service, cfg *config.File, doc []byte) string {
+	t.Helper()
 	bin := exporterBinary(t)
 	dir := t.TempDir()
-	doc2 := string(b)
+	s := string(doc)
 	for _, g := range cfg.Gateways {
 		if g.ConfigPath == "" {
 			continue
@@ -601,29 +617,35 @@ func TestExporterConfig(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(home, path.Base(g.ConfigPath)), []byte(minimal), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		doc2 = strings.ReplaceAll(doc2, path.Dir(g.ConfigPath), home)
+		s = strings.ReplaceAll(s, path.Dir(g.ConfigPath), home)
 	}
 	for _, sec := range exp.Secrets {
 		f := filepath.Join(dir, sec)
-		if err := os.WriteFile(f, []byte("x\n"), 0o600); err != nil {
+		content := "x\n"
+		if strings.Contains(sec, "url") {
+			content = "https://hooks.slack.com/services/T000/B000/XXXX\n"
+		}
+		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		doc2 = strings.ReplaceAll(doc2, "/run/secrets/"+sec, f)
+		s = strings.ReplaceAll(s, "/run/secrets/"+sec, f)
+	}
+	if strings.Contains(s, "/run/secrets/") {
+		t.Fatalf("the config names a secret the exporter does not have:\n%s", s)
 	}
 	cf := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cf, []byte(doc2), 0o600); err != nil {
+	if err := os.WriteFile(cf, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// With the compose's own flags: the check applies the exposure rule,
-	// which needs the webhook token beyond loopback.
 	args := []string{"--config.file=" + cf, "--config.check"}
 	if tok, ok := exp.flag("remediation.token-file"); ok {
-		sec, _ := strings.CutPrefix(tok, "/run/secrets/")
-		args = append(args, "--remediation.token-file="+filepath.Join(dir, sec))
+		args = append(args, "--remediation.token-file="+filepath.Join(dir, strings.TrimPrefix(tok, "/run/secrets/")))
 	}
-	if out, err := run(t, time.Minute, nil, bin, args...); err != nil {
+	out, err := run(t, time.Minute, nil, bin, args...)
+	if err != nil {
 		t.Fatalf("clawdbot_exporter --config.check: %v\n%s", err, out)
 	}
+	return out
 }
 
 // ---- (3) Prometheus, Alertmanager, Grafana ----

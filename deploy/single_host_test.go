@@ -76,14 +76,7 @@ func TestSingleHostComposeSpec(t *testing.T) {
 // holder resolve exactly as in the full stack.
 func TestSingleHostComposeConfig(t *testing.T) {
 	dc := need(t, "docker-compose")
-	env := []string{}
-	for k, v := range composeEnv {
-		env = append(env, k+"="+v)
-	}
-	envFile := filepath.Join(t.TempDir(), "empty.env")
-	if err := os.WriteFile(envFile, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	env, envFile := composeConfigEnv(t)
 	resolve := func(file string) map[string]map[string]any {
 		out, err := run(t, time.Minute, env, dc, "--env-file", envFile, "-f", file, "config")
 		if err != nil {
@@ -368,60 +361,10 @@ func TestSingleHostExporterConfig(t *testing.T) {
 		doc  []byte
 	}{{"as shipped", b}, {"notify", withNotify}, {"signal action", withSignal}} {
 		t.Run(c.name, func(t *testing.T) {
-			singleHostConfigCheck(t, exp, cfg, c.doc)
+			if out := exporterConfigCheck(t, exp, cfg, c.doc); !strings.Contains(out, "OK: 1 gateway(s), 1 remediation target(s)") {
+				t.Errorf("--config.check: %s", out)
+			}
 		})
-	}
-}
-
-// singleHostConfigCheck runs --config.check on doc with the exporter's own
-// flags, the secrets and the gateway's config dir moved into a temp dir.
-func singleHostConfigCheck(t *testing.T, exp *service, cfg *config.File, doc []byte) {
-	t.Helper()
-	bin := exporterBinary(t)
-	dir := t.TempDir()
-	s := string(doc)
-	for _, g := range cfg.Gateways {
-		if g.ConfigPath == "" {
-			continue
-		}
-		home := filepath.Join(dir, g.Name)
-		if err := os.MkdirAll(home, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		minimal := `{"gateway":{"mode":"local","port":18789,"bind":"lan","auth":{"mode":"token","token":"T"}}}`
-		if err := os.WriteFile(filepath.Join(home, path.Base(g.ConfigPath)), []byte(minimal), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s = strings.ReplaceAll(s, path.Dir(g.ConfigPath), home)
-	}
-	for _, sec := range exp.Secrets {
-		f := filepath.Join(dir, sec)
-		content := "x\n"
-		if strings.Contains(sec, "url") {
-			content = "https://hooks.slack.com/services/T000/B000/XXXX\n"
-		}
-		if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		s = strings.ReplaceAll(s, "/run/secrets/"+sec, f)
-	}
-	if strings.Contains(s, "/run/secrets/") {
-		t.Fatalf("the config names a secret the exporter does not have:\n%s", s)
-	}
-	cf := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cf, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"--config.file=" + cf, "--config.check"}
-	if tok, ok := exp.flag("remediation.token-file"); ok {
-		args = append(args, "--remediation.token-file="+filepath.Join(dir, strings.TrimPrefix(tok, "/run/secrets/")))
-	}
-	out, err := run(t, time.Minute, nil, bin, args...)
-	if err != nil {
-		t.Fatalf("clawdbot_exporter --config.check: %v\n%s", err, out)
-	}
-	if !strings.Contains(out, "OK: 1 gateway(s), 1 remediation target(s)") {
-		t.Errorf("--config.check: %s", out)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,7 +118,7 @@ func TestFleetFileSD(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The README's relabelling, with a 2 s interval.
-	prom := fmt.Sprintf(`global:
+	promCfg := fmt.Sprintf(`global:
   scrape_interval: 2s
   scrape_timeout: 2s
 scrape_configs:
@@ -138,20 +137,8 @@ scrape_configs:
       - target_label: __address__
         replacement: %q
 `, filepath.Join(dir, "gateways.json"), e.Addr)
-	promCfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(promCfg, []byte(prom), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	promAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	log := &syncBuffer{}
-	p := exec.Command(promBin, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr, "--log.level=warn")
-	p.Stdout, p.Stderr = log, log
-	if err := p.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Process.Kill(); _ = p.Wait() })
-	query := promQuery("http://" + promAddr + "/api/v1/")
+	prom := startPrometheus(t, promBin, dir, promCfg)
+	query := prom.query
 
 	n := len(targets)
 	begin := time.Now()
@@ -161,7 +148,7 @@ scrape_configs:
 			break
 		}
 		if time.Since(begin) > time.Minute {
-			t.Fatalf("%d of %d /probe targets up after a minute (%v); prometheus log:\n%s\nexporter log:\n%s", len(r), n, err, log.String(), e.log.String())
+			t.Fatalf("%d of %d /probe targets up after a minute (%v); prometheus log:\n%s\nexporter log:\n%s", len(r), n, err, prom.log.String(), e.log.String())
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -240,29 +227,4 @@ func getBody(t *testing.T, u string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// promQuery runs instant queries against a Prometheus API.
-func promQuery(api string) func(string) ([]json.RawMessage, error) {
-	return func(q string) ([]json.RawMessage, error) {
-		resp, err := http.Get(api + "query?query=" + url.QueryEscape(q))
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		var r struct {
-			Status string `json:"status"`
-			Error  string `json:"error"`
-			Data   struct {
-				Result []json.RawMessage `json:"result"`
-			} `json:"data"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			return nil, err
-		}
-		if r.Status != "success" {
-			return nil, fmt.Errorf("%s", r.Error)
-		}
-		return r.Data.Result, nil
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -376,6 +377,57 @@ func startExporterAt(t *testing.T, addr string, env []string, args ...string) *E
 	}
 	t.Fatalf("exporter did not start:\n%s", e.log.String())
 	return nil
+}
+
+// Prometheus is a real Prometheus server, started by startPrometheus.
+type Prometheus struct {
+	API string // http://host:port/api/v1/
+	log *syncBuffer
+}
+
+// startPrometheus runs promBin on cfg, written to dir/prometheus.yml, with
+// its TSDB in dir/data, on a free loopback port; it is killed when the test
+// ends.
+func startPrometheus(t *testing.T, promBin, dir, cfg string) *Prometheus {
+	t.Helper()
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := &Prometheus{API: "http://" + addr + "/api/v1/", log: &syncBuffer{}}
+	cmd := exec.Command(promBin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return p
+}
+
+// query runs an instant query: the result's elements (a scalar's or a
+// string's are its time and value).
+func (p *Prometheus) query(q string) ([]json.RawMessage, error) {
+	resp, err := http.Get(p.API + "query?query=" + url.QueryEscape(q))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, err
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("%s", r.Error)
+	}
+	return r.Data.Result, nil
 }
 
 type scrapeResult = metrictest.Scrape

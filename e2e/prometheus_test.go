@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,46 +101,8 @@ scrape_configs:
     static_configs:
       - targets: [%s]
 `, ruleFiles[0], ruleFiles[1], strings.Join(targets, ", "))
-	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	log := &syncBuffer{}
-	prom := exec.Command(promBin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	prom.Stdout, prom.Stderr = log, log
-	if err := prom.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = prom.Process.Kill(); _ = prom.Wait() })
-	api := "http://" + addr + "/api/v1/"
-
-	query := func(q string) ([]json.RawMessage, error) {
-		resp, err := http.Get(api + "query?query=" + url.QueryEscape(q))
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		var r struct {
-			Status string `json:"status"`
-			Error  string `json:"error"`
-			Data   struct {
-				Result json.RawMessage `json:"result"`
-			} `json:"data"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			return nil, err
-		}
-		if r.Status != "success" {
-			return nil, fmt.Errorf("%s", r.Error)
-		}
-		var res []json.RawMessage
-		if err := json.Unmarshal(r.Data.Result, &res); err != nil {
-			return []json.RawMessage{r.Data.Result}, nil // a scalar
-		}
-		return res, nil
-	}
+	prom := startPrometheus(t, promBin, dir, cfg)
+	api, query := prom.API, prom.query
 	waitFor := func(what string, limit time.Duration, cond func() bool) time.Duration {
 		t.Helper()
 		begin := time.Now()
@@ -151,7 +112,7 @@ scrape_configs:
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
-		t.Fatalf("%s: not within %v; prometheus log:\n%s", what, limit, log.String())
+		t.Fatalf("%s: not within %v; prometheus log:\n%s", what, limit, prom.log.String())
 		return 0
 	}
 	took := waitFor("both targets up, gateways up", time.Minute, func() bool {

@@ -182,7 +182,7 @@ remediation:
 	if err := syscall.Kill(third, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Kill(third, syscall.SIGCONT)
+	defer func() { _ = syscall.Kill(third, syscall.SIGCONT) }()
 	eventually(t, "the breaker notification", 2*time.Minute, func() bool { return sink.has("no more until a person looks") })
 	page = statusPage(t, e)
 	if !strings.Contains(page, "OPEN") {

@@ -215,32 +215,15 @@ func TestDockerPreflightFakeDaemon(t *testing.T) {
 		{"exited143", "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			hold, detail, err := dockerPreflight(t, newDocker(t, c.name, host, time.Second))
-			if err != nil {
-				t.Fatalf("Preflight: %v", err)
-			}
-			if hold != c.hold || !strings.Contains(detail, c.detail) {
-				t.Fatalf("Preflight = %q, %q; want %q with %q", hold, detail, c.hold, c.detail)
-			}
+			wantPreflight(t, newDocker(t, c.name, host, time.Second), c.hold, c.detail)
 		})
 	}
 	if got := f.restarts(); len(got) != 0 {
 		t.Errorf("Preflight restarted: %q", got)
 	}
-	if hold, _, err := dockerPreflight(t, newDocker(t, "missing", host, time.Second)); err == nil || hold != "" {
+	if hold, _, err := preflight(t, newDocker(t, "missing", host, time.Second)); err == nil || hold != "" {
 		t.Errorf("missing container: Preflight = %q, %v; want an error and no hold", hold, err)
 	}
-}
-
-func dockerPreflight(t *testing.T, a Action) (string, string, error) {
-	t.Helper()
-	p, ok := a.(Preflighter)
-	if !ok {
-		t.Fatalf("%T is not a Preflighter", a)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	return p.Preflight(ctx)
 }
 
 func TestDockerUnreachable(t *testing.T) {
@@ -621,7 +604,7 @@ func TestDockerRealDaemon(t *testing.T) {
 	t.Run("PreflightRunning", func(t *testing.T) {
 		name := "clawdbot-exporter-test-pre-running-" + id
 		runSleeper(t, c, image, name, "serve", ctr.RestartPolicyDisabled)
-		if hold, detail, err := dockerPreflight(t, newDocker(t, name, "", time.Second)); hold != "" || err != nil {
+		if hold, detail, err := preflight(t, newDocker(t, name, "", time.Second)); hold != "" || err != nil {
 			t.Errorf("running container: Preflight = %q, %q, %v; want to go on", hold, detail, err)
 		}
 	})
@@ -633,7 +616,7 @@ func TestDockerRealDaemon(t *testing.T) {
 			st, _ := inspectState(t, c, name)
 			return st.Status == ctr.StateExited
 		})
-		hold, detail, err := dockerPreflight(t, newDocker(t, name, "", time.Second))
+		hold, detail, err := preflight(t, newDocker(t, name, "", time.Second))
 		if err != nil || hold != SkipNeedsPerson || !strings.Contains(detail, "status 78") {
 			t.Errorf("exited 78: Preflight = %q, %q, %v; want %q", hold, detail, err, SkipNeedsPerson)
 		}
@@ -677,7 +660,7 @@ func TestDockerRealDaemon(t *testing.T) {
 			return res.Container.State.Restarting && res.Container.RestartCount >= 4
 		})
 		events := watchEvents(t, c, name)
-		hold, detail, err := dockerPreflight(t, newDocker(t, name, "", time.Second))
+		hold, detail, err := preflight(t, newDocker(t, name, "", time.Second))
 		if err != nil || hold != SkipSupervisor || !strings.Contains(detail, "restart policy (always)") {
 			t.Errorf("restarting container: Preflight = %q, %q, %v; want %q", hold, detail, err, SkipSupervisor)
 		}

@@ -548,9 +548,11 @@ func (e *Engine) run(c *targetConf, a Alert, started, prevLast time.Time) {
 }
 
 // hold ends an action the pre-checks stopped: it is no action for the
-// breaker; the cooldown since the last real one stays as it was, so that
-// the next failure is looked at again (and reported again) at the
-// target's usual pace, not at every probe.
+// breaker. When a person is needed (exit 78, a live lock holder) the
+// cooldown starts now, so the next failure is looked at (and reported)
+// again at the target's usual pace, not at every probe; when the
+// supervisor is restarting the gateway itself, the cooldown stays as it
+// was, and a gateway still down after that restart can be acted on.
 func (e *Engine) hold(t Target, a Alert, started, prevLast time.Time, reason, detail string) {
 	e.mu.Lock()
 	if st := e.states[t.Name]; st != nil {

@@ -98,6 +98,13 @@ type harness struct {
 
 func newHarness(t *testing.T, dryRun bool, mod func(*Target)) *harness {
 	t.Helper()
+	return newHarnessOpts(t, mod, Options{DryRun: dryRun})
+}
+
+// newHarnessOpts is newHarness with more engine options; the clock and the
+// verify interval are the harness's.
+func newHarnessOpts(t *testing.T, mod func(*Target), opts Options) *harness {
+	t.Helper()
 	target := Target{Name: "restart-main", Gateway: "main", Action: ActionSpec{Type: "exec", Exec: &ExecSpec{Command: []string{"/bin/true"}}}}
 	if mod != nil {
 		mod(&target)
@@ -110,7 +117,8 @@ func newHarness(t *testing.T, dryRun bool, mod func(*Target)) *harness {
 	h := &harness{clock: &fakeClock{now: time.Date(2026, 11, 25, 4, 0, 0, 0, time.UTC)}, world: &fakeWorld{up: true}, action: &fakeAction{}}
 	current = h.action
 	h.m = NewMetrics(prometheus.NewRegistry())
-	e, err := NewEngine(cfg.Targets, h.world, h.m, promslog.NewNopLogger(), Options{DryRun: dryRun, Clock: h.clock, VerifyInterval: time.Millisecond})
+	opts.Clock, opts.VerifyInterval = h.clock, time.Millisecond
+	e, err := NewEngine(cfg.Targets, h.world, h.m, promslog.NewNopLogger(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/common/promslog"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/config"
 	itestutil "github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
@@ -434,23 +433,7 @@ func newNotifyEngine(t *testing.T, n Notifier, url string) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "webhook-url")
 	writeURLFile(t, path, url)
-	cfg := config.Remediation{Targets: []Target{{Name: "restart-main", Gateway: "main",
-		Action: ActionSpec{Type: "exec", Exec: &ExecSpec{Command: []string{"/bin/true"}}},
-		Notify: &config.Notify{URLFile: path}}}}
-	if err := cfg.Validate([]string{"main"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg.Targets[0].Action.Type = "fake"
-	h := &harness{clock: &fakeClock{now: time.Date(2026, 11, 25, 4, 0, 0, 0, time.UTC)}, world: &fakeWorld{up: true}, action: &fakeAction{}}
-	current = h.action
-	h.m = NewMetrics(prometheus.NewRegistry())
-	e, err := NewEngine(cfg.Targets, h.world, h.m, promslog.NewNopLogger(),
-		Options{Clock: h.clock, VerifyInterval: time.Millisecond, Notifier: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.e = e
-	return h
+	return newHarnessOpts(t, func(tg *Target) { tg.Notify = &config.Notify{URLFile: path} }, Options{Notifier: n})
 }
 
 // TestNotifyEngine: a notification endpoint that hangs or fails never

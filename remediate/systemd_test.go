@@ -514,15 +514,30 @@ func TestSystemdActionUnreachableBus(t *testing.T) {
 	})
 }
 
+// preflight runs a's Preflight (a must have one): the hold, its detail and
+// the error.
 func preflight(t *testing.T, a Action) (string, string, error) {
 	t.Helper()
 	p, ok := a.(Preflighter)
 	if !ok {
 		t.Fatalf("%T is not a Preflighter", a)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	return p.Preflight(ctx)
+}
+
+// wantPreflight fails the test unless a's Preflight answers, without an
+// error, hold ("": go on) with a detail that contains detail.
+func wantPreflight(t *testing.T, a Action, hold, detail string) {
+	t.Helper()
+	gotHold, gotDetail, err := preflight(t, a)
+	if err != nil {
+		t.Fatalf("Preflight: %v", err)
+	}
+	if gotHold != hold || !strings.Contains(gotDetail, detail) {
+		t.Fatalf("Preflight = %q, %q; want %q with %q", gotHold, gotDetail, hold, detail)
+	}
 }
 
 func TestSystemdPreflight(t *testing.T) {
@@ -582,13 +597,7 @@ func TestSystemdPreflight(t *testing.T) {
 				fake.mu.Unlock()
 				fake.setUnit(unit, prop)
 			}
-			hold, detail, err := preflight(t, newTestSystemdAction(t, SystemdSpec{Unit: unit}))
-			if err != nil {
-				t.Fatalf("Preflight: %v", err)
-			}
-			if hold != c.hold || !strings.Contains(detail, c.detail) {
-				t.Fatalf("Preflight = %q, %q; want %q with %q", hold, detail, c.hold, c.detail)
-			}
+			wantPreflight(t, newTestSystemdAction(t, SystemdSpec{Unit: unit}), c.hold, c.detail)
 			if got := fake.seen(); len(got) != 0 {
 				t.Errorf("Preflight restarted: %v", got)
 			}

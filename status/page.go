@@ -232,7 +232,7 @@ func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var body bytes.Buffer
-	if err := page.Execute(&body, v); err != nil {
+	if err := page().Execute(&body, v); err != nil {
 		http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -363,7 +363,13 @@ func until(now, t time.Time) string {
 
 func dur(d time.Duration) string { return d.Round(time.Second).String() }
 
-var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms, "ago": ago, "clip": clip, "until": until, "dur": dur}).Parse(`
+// page is parsed on first use: the probe subcommand, run every 30 s as a
+// health check, links this package but never shows a page.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms, "ago": ago, "clip": clip, "until": until, "dur": dur}).Parse(pageText))
+})
+
+const pageText = `
 <style>
 .st { padding: 0 12px; }
 .st table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
@@ -406,4 +412,4 @@ var page = template.Must(template.New("status").Funcs(template.FuncMap{"ms": ms,
 <td>{{if .Reason}}{{.Reason}}{{else}}{{.Result}}{{end}}</td><td>{{clip .Detail}}</td></tr>
 {{end}}</table>{{if .MoreRem}}<p class="muted">… and {{.MoreRem}} more</p>{{end}}{{else}}<p class="muted">No webhook has arrived yet.</p>{{end}}{{end}}
 </div>
-`))
+`

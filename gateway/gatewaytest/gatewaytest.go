@@ -123,6 +123,10 @@ const (
 type Options struct {
 	// ListenAddr is where to listen (default 127.0.0.1:0, a free port).
 	ListenAddr string
+	// SnapshotHealth puts the health payload in hello-ok's snapshot, as
+	// the real gateways do (without openclaw's modelRuntime); by default
+	// the snapshot's health is empty.
+	SnapshotHealth bool
 	// Protocol is 3 (clawdbot, default) or 4 (openclaw).
 	Protocol int
 	// AuthMode is "token" (default), "password" or "none".
@@ -222,6 +226,8 @@ type Server struct {
 
 	accepted    atomic.Int64
 	schemaCalls atomic.Int64
+	// readyzGets counts plain-HTTP GETs of /readyz, whatever the product.
+	readyzGets  atomic.Int64
 	open        atomic.Int64
 	cleanCloses atomic.Int64
 
@@ -324,6 +330,9 @@ func (s *Server) Options() Options {
 }
 
 func (s *Server) countSchema() { s.schemaCalls.Add(1) }
+
+// ReadyzGets is how many plain-HTTP requests asked for /readyz.
+func (s *Server) ReadyzGets() int64 { return s.readyzGets.Load() }
 
 // SchemaCalls counts config.schema requests answered.
 func (s *Server) SchemaCalls() int64 { return s.schemaCalls.Load() }
@@ -579,6 +588,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, opts Options)
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
+	}
+	if r.URL.Path == "/readyz" {
+		s.readyzGets.Add(1)
 	}
 	if opts.Protocol >= 4 {
 		switch r.URL.Path {

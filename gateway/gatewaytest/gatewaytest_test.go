@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -531,11 +532,17 @@ func TestMaxPayload(t *testing.T) {
 	c := dial(t, s)
 	challenge(t, c)
 	big := strings.Repeat("x", 600<<10)
-	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"req","id":"a","method":"connect","params":{"x":"`+big+`"}}`)); err != nil {
+	err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"req","id":"a","method":"connect","params":{"x":"`+big+`"}}`))
+	switch {
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		// The server read the frame's header, refused it and closed
+		// before the client had written it all: the same refusal.
+	case err != nil:
 		t.Fatal(err)
-	}
-	if got := expectClose(t, c); got != websocket.CloseMessageTooBig && got != -1 {
-		t.Fatalf("close %d", got)
+	default:
+		if got := expectClose(t, c); got != websocket.CloseMessageTooBig && got != -1 {
+			t.Fatalf("close %d", got)
+		}
 	}
 	waitFor(t, "open conns 0", func() bool { return s.OpenConns() == 0 })
 }

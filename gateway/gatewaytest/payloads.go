@@ -36,6 +36,14 @@ func (ss *session) hello() map[string]any {
 		"stateVersion": map[string]any{"presence": 0, "health": 0},
 		"uptimeMs":     ss.s.uptimeMs(),
 	}
+	if o.SnapshotHealth {
+		h := healthPayload(o.Protocol, time.Now())
+		if o.Fault == FaultHealthNotOK {
+			h["ok"] = false
+		}
+		delete(h, "modelRuntime")
+		snapshot["health"] = h
+	}
 	maxPayload := readLimitP3
 	if o.Protocol >= 4 {
 		server["version"] = VersionProtocol4

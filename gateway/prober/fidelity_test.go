@@ -310,3 +310,31 @@ func closedAddr() string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// A clawdbot has no /readyz (its Control UI page answers every path): once
+// the hello-ok says so, probes stop asking, and ask again when an
+// openclaw answers on that address.
+func TestReadyzSkippedForClawdbot(t *testing.T) {
+	srv := gt.New(gt.Options{Protocol: 3})
+	defer srv.Close()
+	target := gateway.Target{Name: "cb", URL: srv.URL(), Token: gt.DefaultToken}
+	p := &Prober{}
+	for range 5 {
+		probeOK(t, p, target)
+	}
+	if n := srv.ReadyzGets(); n != 1 {
+		t.Fatalf("%d GETs of /readyz in 5 probes of a clawdbot, want 1", n)
+	}
+	// The same address now answers as openclaw: one probe without the
+	// request (it was remembered), then /readyz again on every probe.
+	srv.SetOptions(func(o *gt.Options) { o.Protocol = 4 })
+	probeOK(t, p, target)
+	for range 3 {
+		if r := probeOK(t, p, target); r.Ready == nil || !r.Ready.Ready {
+			t.Fatalf("openclaw ready = %+v", r.Ready)
+		}
+	}
+	if n := srv.ReadyzGets(); n != 4 {
+		t.Errorf("%d GETs of /readyz, want 1 + 3 after the switch", n)
+	}
+}

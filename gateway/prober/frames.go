@@ -68,6 +68,9 @@ type Hello struct {
 	} `json:"server"`
 	Snapshot struct {
 		UptimeMs *float64 `json:"uptimeMs"`
+		// Health is the gateway's cached health payload, decoded only
+		// when it stands for the health RPC (healthcache.go).
+		Health json.RawMessage `json:"health"`
 	} `json:"snapshot"`
 	// Features.Methods lists the RPC methods the gateway serves (openclaw:
 	// about 460), to ask only for what exists.

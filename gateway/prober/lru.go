@@ -27,6 +27,8 @@ func (p *Prober) SetMaxTargets(n int) {
 	p.mu.Lock()
 	p.statuses.SetMax(n)
 	p.readyz.SetMax(n)
+	p.noReadyz.SetMax(n)
+	p.healths.SetMax(n)
 	p.backend.SetMax(n)
 	p.mu.Unlock()
 }

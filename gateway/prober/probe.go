@@ -105,6 +105,9 @@ type Result struct {
 	// a minute per gateway, cached in between); StatusAt is when.
 	Status   *Status
 	StatusAt time.Time
+	// HealthFromSnapshot: Health is the hello-ok's snapshot, the health
+	// RPC having answered ok less than a minute ago (healthcache.go).
+	HealthFromSnapshot bool
 }
 
 // Duration of one phase; zero for a phase the probe did not reach.
@@ -190,6 +193,13 @@ type Prober struct {
 	// Both bounded like the other per-target state (lru.go).
 	statuses lru.Map[*statusEntry]
 	readyz   lru.Map[bool]
+	// noReadyz holds the gateways known to have no /readyz: clawdbot
+	// (protocol 3) answers it with its whole Control UI page, an HTTP
+	// request that costs the gateway half as much as the WebSocket probe
+	// and proves nothing the probe does not.
+	noReadyz lru.Map[bool]
+	// healths holds each target's last ok health RPC (healthcache.go).
+	healths lru.Map[*healthEntry]
 	// now is the gate's clock; tests set it.
 	now func() time.Time
 }
@@ -255,13 +265,16 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 		wg    sync.WaitGroup
 		ready *Readiness
 	)
-	wg.Go(func() { ready = p.readiness(ctx, httpURL(u, "/readyz"), t.Token, tlsCfg) })
 	p.mu.Lock()
 	client := cliClient
 	if has(&p.backend, key) {
 		client = backendClient
 	}
+	skipReady := has(&p.noReadyz, key)
 	p.mu.Unlock()
+	if !skipReady {
+		wg.Go(func() { ready = p.readiness(ctx, httpURL(u, "/readyz"), t.Token, tlsCfg) })
+	}
 
 	gk, creds := gateKey(t), fingerprint(token, password)
 	full, refused, retryIn := p.gate.admit(gk, creds, p.clock())
@@ -284,6 +297,7 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 	}
 	wg.Wait()
 	res.Ready = p.rememberReady(key, ready, res)
+	p.learnReadyz(key, skipReady, ready, res)
 	var reason Reason
 	var pe *ProbeError
 	if errors.As(err, &pe) {
@@ -471,18 +485,26 @@ func (p *Prober) probeWS(ctx context.Context, wsURL string, t gateway.Target, cl
 	res.Hello = &h
 
 	ph.begin(PhaseHealth)
-	payload, err := call(conn.Conn, "h1", "health", struct{}{}, nil)
-	if err != nil {
-		return fail(err)
-	}
-	var health Health
-	if err := json.Unmarshal(payload, &health); err != nil {
-		return fail(&badFrameError{"health payload: " + err.Error()})
-	}
-	res.Health = &health
-	res.Durations[PhaseHealth] = time.Since(ph.start)
-	if health.OK == nil || !*health.OK {
-		return res, &ProbeError{Phase: PhaseHealth, Reason: ReasonUnhealthy, Err: errors.New("health answered ok:false")}
+	if snap := p.snapshotHealth(wsURL, &h); snap != nil {
+		res.Health, res.HealthFromSnapshot = snap, true
+		res.Durations[PhaseHealth] = time.Since(ph.start)
+	} else {
+		payload, err := call(conn.Conn, "h1", "health", struct{}{}, nil)
+		if err != nil {
+			p.healthDone(wsURL, nil)
+			return fail(err)
+		}
+		var health Health
+		if err := json.Unmarshal(payload, &health); err != nil {
+			p.healthDone(wsURL, nil)
+			return fail(&badFrameError{"health payload: " + err.Error()})
+		}
+		p.healthDone(wsURL, &health)
+		res.Health = &health
+		res.Durations[PhaseHealth] = time.Since(ph.start)
+		if health.OK == nil || !*health.OK {
+			return res, &ProbeError{Phase: PhaseHealth, Reason: ReasonUnhealthy, Err: errors.New("health answered ok:false")}
+		}
 	}
 	p.fetchSchema(ctx, conn.Conn, t, &h)
 	res.Status, res.StatusAt = p.fetchStatus(ctx, conn.Conn, t, &h)

@@ -105,6 +105,24 @@ func (p *Prober) rememberReady(key string, ready *Readiness, res *Result) *Readi
 	return nil
 }
 
+// learnReadyz remembers a clawdbot, known by its hello-ok (protocol 3),
+// whose /readyz was no readiness answer: later probes skip the request.
+// Any other product on that address (an upgrade to openclaw on the same
+// port) makes the next probe ask again.
+func (p *Prober) learnReadyz(key string, skipped bool, ready *Readiness, res *Result) {
+	if res.Hello == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case res.Hello.Protocol != 3:
+		p.noReadyz.Delete(key)
+	case !skipped && ready == nil:
+		p.noReadyz.Put(key, true)
+	}
+}
+
 // has says whether a bounded set holds key, marking it used.
 func has(c *lru.Map[bool], key string) bool {
 	v, _ := c.Get(key)
