@@ -44,7 +44,7 @@ lint:
 # (installed into .cache/ by scripts/install-gateways.sh) and real promtool.
 e2e: build e2e-deps
 	./scripts/install-gateways.sh
-	$(GO) test -tags e2e -count=1 -timeout 20m -v ./e2e/...
+	$(GO) test -tags e2e -count=1 -timeout 35m -v ./e2e/...
 
 # What the end-to-end tests run beside Go, as command:Debian package. Missing
 # ones make the tests fail with "prerequisite missing"; this says so first, and

@@ -164,7 +164,7 @@
     remediationFailingResults: ['error', 'not_recovered'],
     remediationFailingWindow: '1d',
     remediationFailingFor: null,
-    // Breaker open: holds actions back until a person reloads.
+    // Breaker open: holds actions back until a person resets it.
     remediationBreakerOpenFor: '1m',
     // Too frequent: this many actions or more on one target within the
     // window (the default breaker: 3 actions an hour, so this warns as the
@@ -172,5 +172,8 @@
     remediationTooFrequentWindow: '1h',
     remediationTooFrequentThreshold: 3,
     remediationTooFrequentFor: null,
+    // ClawdbotRemediationNeedsPerson: a restart held back (exit 78, a live
+    // lock holder) within this window.
+    remediationNeedsPersonWindow: '1h',
   },
 }

@@ -122,7 +122,7 @@ const runbookPrefix = "https://github.com/clawdbot-exporter/clawdbot_exporter/bl
 
 // remediationAlerts watch the remediation webhook itself; they are rendered
 // by default and need a person, never a restart.
-var remediationAlerts = []string{"ClawdbotRemediationBreakerOpen", "ClawdbotRemediationFailing", "ClawdbotRemediationTooFrequent"}
+var remediationAlerts = []string{"ClawdbotRemediationBreakerOpen", "ClawdbotRemediationFailing", "ClawdbotRemediationNeedsPerson", "ClawdbotRemediationTooFrequent"}
 
 // TestAlertConventions checks what mixtool lint would, on the rendered
 // alerts.

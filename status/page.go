@@ -387,7 +387,7 @@ const pageText = `
 <h3>{{.Name}}:
 {{$gw := .}}{{with .Last}}{{if $gw.Stale}}<span class="down">STALE</span> <span class="muted">(last result {{ago $.Now .Time}}{{if $gw.Expected}}, expected every {{dur $gw.Expected}}{{end}}: {{if .Up}}up{{else}}down{{end}})</span>
 {{else if .Up}}<span class="up">UP</span>{{else}}<span class="down">DOWN</span> ({{.Reason}} in {{.Phase}}){{end}}
-<span class="muted">{{.Product}} {{.Version}}, last probe {{ago $.Now .Time}} ({{.Source}}){{if $gw.OnView}}, probed for this page{{if $gw.Before}}: nothing had for {{dur $gw.Before}}{{end}}{{end}}</span>{{else}}<span class="muted">not probed yet</span>{{end}}</h3>
+<span class="muted">{{.Product}}{{with .Version}} {{.}}{{end}}, last probe {{ago $.Now .Time}} ({{.Source}}){{if $gw.OnView}}, probed for this page{{if $gw.Before}}: nothing had for {{dur $gw.Before}}{{end}}{{end}}</span>{{else}}<span class="muted">not probed yet</span>{{end}}</h3>
 {{if .Probes}}<table><tr><th>time</th><th>by</th><th>result</th><th>reason</th><th>phase</th><th>connect ms</th><th>upgrade ms</th><th>challenge ms</th><th>hello ms</th><th>health ms</th><th>total ms</th><th>error</th></tr>
 {{range .Probes}}<tr><td>{{.Time.Format "15:04:05"}}</td><td>{{.Source}}</td><td>{{if .Up}}<span class="up">up</span>{{else}}<span class="down">down</span>{{end}}</td><td>{{.Reason}}</td><td>{{.Phase}}</td>
 {{range .Phases}}<td>{{ms .Duration}}</td>{{end}}<td>{{ms .Duration}}</td><td>{{clip .Error}}</td></tr>

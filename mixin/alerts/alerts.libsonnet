@@ -515,7 +515,15 @@
               'clawdbot_remediation_breaker_open{%s} == 1' % c.remediationSelector,
               c.remediationBreakerOpenFor,
               'The Clawdbot remediation circuit breaker is open.',
-              'Remediation of target {{ $labels.target }} on {{ $labels.instance }} holds actions back after too many in its window, until a person reloads the exporter.',
+              'Remediation of target {{ $labels.target }} on {{ $labels.instance }} holds actions back after too many in its window, until a person resets it (POST /-/remediation/reset).',
+            ),
+            alert(
+              'ClawdbotRemediationNeedsPerson',
+              'warning',
+              'increase(clawdbot_remediation_skipped_total{%s, reason=~"needs_person|lock_held"}[%s]) > 0' % [c.remediationSelector, c.remediationNeedsPersonWindow],
+              null,
+              'Clawdbot remediation held a restart back: a person is needed.',
+              "Remediation of target {{ $labels.target }} on {{ $labels.instance }} did not restart the gateway ({{ $labels.reason }}) in the last %s: its last exit was 78, a configuration or lock problem a restart cannot fix (needs_person), or a live process that is not the gateway holds what a start needs (lock_held). The exporter's log and status page say which." % c.remediationNeedsPersonWindow,
             ),
             alert(
               'ClawdbotRemediationTooFrequent',
