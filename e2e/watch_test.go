@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -260,5 +262,91 @@ remediation:
 	page := statusPage(t, e)
 	if !strings.Contains(page, "(auth in hello)") && !strings.Contains(page, "(hello_timeout in hello)") {
 		t.Errorf("the page does not show the refusal:\n%s", page)
+	}
+}
+
+// TestWatchHoldsForLiveLockHolder: a real openclaw dies and a live process
+// that is not a gateway (here a stand-in with an embedded agent's role, as
+// a hung `openclaw doctor` would be) holds its lock. The watch loop sees
+// the gateway down and asks for a restart, which the lock logic holds
+// back: a restart would fail. Nothing runs; a person is told why.
+func TestWatchHoldsForLiveLockHolder(t *testing.T) {
+	g := startGateway(t, "openclaw", gatewayOpts{})
+	env := []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp")}
+	marker := filepath.Join(t.TempDir(), "acted")
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	doc := fmt.Sprintf(`gateways:
+  - name: main
+    config_path: %s
+remediation:
+  targets:
+    - name: heal-main
+      gateway: main
+      warmup: 0s
+      cooldown: 10m
+      remove_stale_lock: true
+      watch: {interval: 1s, after: 2}
+      action:
+        type: exec
+        exec: {command: [/usr/bin/touch, %s]}
+`, filepath.Join(g.Home, ".openclaw", "openclaw.json"), marker)
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startExporter(t, env, "--config.file", cfg)
+	r := e.scrape(t, "")
+	cfgLock := labelsOf(r, "clawdbot_lock_info", map[string]string{"gateway": "main", "kind": "config"})
+	if cfgLock == nil {
+		t.Fatalf("no config lock:\n%s", grep(r.Samples(), "clawdbot_lock_"))
+	}
+	lock := cfgLock["path"]
+
+	// The gateway dies; a live non-gateway process takes its lock.
+	g.Kill(t)
+	holder := exec.Command("/bin/sleep", "600")
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", holder.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
+	start, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(lock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var content map[string]any
+	if err := json.NewDecoder(strings.NewReader(string(raw))).Decode(&content); err != nil {
+		t.Fatalf("lock %s: %v", lock, err)
+	}
+	content["pid"], content["startTime"], content["role"] = holder.Process.Pid, start, "agent-embedded"
+	b, _ := json.Marshal(content)
+	if err := os.WriteFile(lock, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	eventually(t, "the hold", 90*time.Second, func() bool {
+		v, _ := e.scrape(t, "").Value("clawdbot_remediation_skipped_total", map[string]string{"reason": "lock_held"})
+		return v >= 1
+	})
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("the action ran past a live lock holder")
+	}
+	if !strings.Contains(e.log.String(), "remediation held back") || !strings.Contains(e.log.String(), "agent-embedded") {
+		t.Errorf("no hold with the holder's role in the log:\n%s", grep(e.log.String(), "time="))
+	}
+	page := statusPage(t, e)
+	if !strings.Contains(page, "lock_held") {
+		t.Errorf("the status page does not show the hold:\n%s", page)
+	}
+	// The live holder's lock is never removed.
+	if _, err := os.Stat(lock); err != nil {
+		t.Errorf("the live holder's lock is gone: %v", err)
 	}
 }
