@@ -70,6 +70,20 @@ func eventually(t *testing.T, what string, limit time.Duration, cond func() bool
 	}
 }
 
+// watchExporter starts the exporter with one gateway "main" (gatewayYAML:
+// its keys, indented 4) and one remediation target "heal-main" on it with
+// no warm-up (targetYAML: its other keys, indented 6), in g's environment.
+func watchExporter(t *testing.T, g *Gateway, gatewayYAML, targetYAML string) *Exporter {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	doc := "gateways:\n  - name: main\n" + gatewayYAML + "remediation:\n  targets:\n    - name: heal-main\n      gateway: main\n      warmup: 0s\n" + targetYAML
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp")}
+	return startExporter(t, env, "--config.file", cfg)
+}
+
 // statusPage GETs the exporter's status page.
 func statusPage(t *testing.T, e *Exporter) string {
 	t.Helper()
@@ -90,7 +104,6 @@ func statusPage(t *testing.T, e *Exporter) string {
 // back, then acted on; a third runs into the breaker, which notifies.
 func TestWatchHealsFrozenGateway(t *testing.T) {
 	g := startGateway(t, "clawdbot", gatewayOpts{supervised: true})
-	env := []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp")}
 	sink := newNotifySink(t)
 	urlFile := secretFile(t, sink.srv.URL+"/services/T0/B0/e2e-secret")
 	// E2E_WATCH_INTERVAL and E2E_WATCH_AFTER measure other settings (the
@@ -107,16 +120,7 @@ func TestWatchHealsFrozenGateway(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := filepath.Join(t.TempDir(), "config.yml")
-	doc := fmt.Sprintf(`gateways:
-  - name: main
-    config_path: %s
-remediation:
-  targets:
-    - name: heal-main
-      gateway: main
-      warmup: 0s
-      cooldown: %s
+	e := watchExporter(t, g, "    config_path: "+filepath.Join(g.Home, ".clawdbot", "clawdbot.json")+"\n", fmt.Sprintf(`      cooldown: %s
       breaker: {max_actions: 2, window: 1h}
       verify_timeout: 90s
       watch: {interval: %s, after: %d}
@@ -124,11 +128,7 @@ remediation:
       action:
         type: signal
         signal: {signal: SIGTERM, kill_after: 5s}
-`, filepath.Join(g.Home, ".clawdbot", "clawdbot.json"), cooldown, interval, after, urlFile)
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := startExporter(t, env, "--config.file", cfg)
+`, cooldown, interval, after, urlFile))
 
 	// freeze stops the gateway and waits for the watch loop to restart it:
 	// it returns the time from the freeze to the page showing it up again
@@ -220,27 +220,12 @@ remediation:
 // runs, no action.
 func TestWatchWrongTokenOpenclaw(t *testing.T) {
 	g := startGateway(t, "openclaw", gatewayOpts{})
-	env := []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp")}
-	cfg := filepath.Join(t.TempDir(), "config.yml")
-	doc := fmt.Sprintf(`gateways:
-  - name: main
-    url: %s
-    token_file: %s
-remediation:
-  targets:
-    - name: heal-main
-      gateway: main
-      warmup: 0s
-      cooldown: 1s
+	e := watchExporter(t, g, fmt.Sprintf("    url: %s\n    token_file: %s\n", g.URL(), secretFile(t, "wrong-token")), `      cooldown: 1s
       watch: {interval: 1s, after: 2}
       action:
         type: exec
         exec: {command: [/bin/true]}
-`, g.URL(), secretFile(t, "wrong-token"))
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := startExporter(t, env, "--config.file", cfg)
+`)
 	var r scrapeResult
 	eventually(t, "20 watch checks", 2*time.Minute, func() bool {
 		time.Sleep(750 * time.Millisecond)
@@ -272,28 +257,14 @@ remediation:
 // back: a restart would fail. Nothing runs; a person is told why.
 func TestWatchHoldsForLiveLockHolder(t *testing.T) {
 	g := startGateway(t, "openclaw", gatewayOpts{})
-	env := []string{"HOME=" + g.Home, "TMPDIR=" + filepath.Join(g.Home, "tmp")}
 	marker := filepath.Join(t.TempDir(), "acted")
-	cfg := filepath.Join(t.TempDir(), "config.yml")
-	doc := fmt.Sprintf(`gateways:
-  - name: main
-    config_path: %s
-remediation:
-  targets:
-    - name: heal-main
-      gateway: main
-      warmup: 0s
-      cooldown: 10m
+	e := watchExporter(t, g, "    config_path: "+filepath.Join(g.Home, ".openclaw", "openclaw.json")+"\n", fmt.Sprintf(`      cooldown: 10m
       remove_stale_lock: true
       watch: {interval: 1s, after: 2}
       action:
         type: exec
         exec: {command: [/usr/bin/touch, %s]}
-`, filepath.Join(g.Home, ".openclaw", "openclaw.json"), marker)
-	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e := startExporter(t, env, "--config.file", cfg)
+`, marker))
 	r := e.scrape(t, "")
 	cfgLock := labelsOf(r, "clawdbot_lock_info", map[string]string{"gateway": "main", "kind": "config"})
 	if cfgLock == nil {
