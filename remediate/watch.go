@@ -124,7 +124,9 @@ func (e *Engine) watch(ctx context.Context, name string, w *watcher) {
 // streak is what one loop remembers between checks.
 type streak struct {
 	// up and seen: the last state logged.
-	up, seen      bool
+	up, seen bool
+	// counted is the probe the last check counted.
+	counted       prober.Record
 	n             int
 	reasons       []string
 	startingSince time.Time
@@ -146,8 +148,12 @@ func (e *Engine) check(ctx context.Context, name string, w *watcher, s *streak) 
 		return
 	}
 	interval := conf.Interval.D()
+	// Another probe's result serves when it is fresh, and not the one
+	// the last check counted: one probe never counts twice (a check run
+	// late, right after the one before, would see that one's result).
 	rec, ok := e.probes.LastProbe(c.cfg.Gateway)
-	if ok && time.Since(rec.End()) < interval/2 && rec.Source != prober.SourceView {
+	counted := rec.Time.Equal(s.counted.Time) && rec.Source == s.counted.Source
+	if ok && time.Since(rec.End()) < interval/2 && rec.Source != prober.SourceView && !counted {
 		e.metrics.watchChecks.WithLabelValues(name, "reused").Inc()
 	} else {
 		pctx, cancel := context.WithTimeout(ctx, min(e.opts.ProbeTimeout, interval))
@@ -158,6 +164,7 @@ func (e *Engine) check(ctx context.Context, name string, w *watcher, s *streak) 
 		}
 		e.metrics.watchChecks.WithLabelValues(name, "probed").Inc()
 	}
+	s.counted = rec
 	now := time.Now()
 	reason := prober.Reason(rec.Reason)
 	if rec.Up != s.up || !s.seen {
