@@ -34,7 +34,7 @@ type probeResult struct {
 func probeOnce(targets []gateway.Target, timeout time.Duration, asJSON bool, out io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	prober := &prober.Prober{ClientVersion: version.Version}
+	prober := &prober.Prober{ClientVersion: version.Version, OneShot: true}
 	results := make([]probeResult, len(targets))
 	done := make(chan int, len(targets))
 	for i, t := range targets {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -186,7 +185,7 @@ func yamlError(b []byte, err error) error {
 	if errors.As(err, &te) {
 		return errors.New(strings.Join(te.Errors, "; "))
 	}
-	m := yamlSyntax.FindStringSubmatch(err.Error())
+	m := yamlSyntax().FindStringSubmatch(err.Error())
 	if m == nil {
 		return err
 	}
@@ -196,7 +195,7 @@ func yamlError(b []byte, err error) error {
 	return err
 }
 
-var yamlSyntax = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlSyntax = lazyRegexp(`^yaml: line (\d+): (.*)$`)
 
 // syntaxErrorLine is the first line n such that the document's first n
 // lines fail with the same problem: where the problem is. 0 when there is
@@ -214,7 +213,7 @@ func syntaxErrorLine(b []byte, problem string) int {
 		if err == nil {
 			continue
 		}
-		if m := yamlSyntax.FindStringSubmatch(err.Error()); m != nil && m[2] == problem {
+		if m := yamlSyntax().FindStringSubmatch(err.Error()); m != nil && m[2] == problem {
 			return i + 1
 		}
 	}

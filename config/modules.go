@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -50,7 +49,7 @@ const (
 	maxAllowEntries = 1000
 )
 
-var moduleName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
+var moduleName = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$`)
 
 // resolveModules validates the modules: section. A token or password file
 // that cannot be read fails the load, as for a gateway entry.
@@ -75,7 +74,7 @@ func resolveModules(in map[string]ModuleSettings, home string) (map[string]*Modu
 }
 
 func resolveModule(name string, s ModuleSettings, home string) (*Module, error) {
-	if !moduleName.MatchString(name) {
+	if !moduleName().MatchString(name) {
 		return nil, errors.New("a module name is 1 to 64 letters, digits, '_', '.' or '-'")
 	}
 	if s.Timeout < 0 {

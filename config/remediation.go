@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -163,11 +164,17 @@ const (
 	NotifyDiscord = "discord"
 )
 
+// Compiled on first use: the subcommands that never read a config (probe,
+// a health check run every 30 s) do not pay for them at start.
 var (
-	labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	unitName  = regexp.MustCompile(`^[a-zA-Z0-9:_.@\\-]+\.(service|target|scope)$`)
-	container = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	labelName = lazyRegexp(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	unitName  = lazyRegexp(`^[a-zA-Z0-9:_.@\\-]+\.(service|target|scope)$`)
+	container = lazyRegexp(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 )
+
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // Validate fills defaults and checks the section; gateways are the names
 // the probe knows.
@@ -201,7 +208,7 @@ func (c *Remediation) Validate(gateways []string) error {
 			t.Matchers = map[string]string{"remediation": "restart"}
 		}
 		for k := range t.Matchers {
-			if !labelName.MatchString(k) {
+			if !labelName().MatchString(k) {
 				return fmt.Errorf("%s: invalid matcher label %q", where, k)
 			}
 		}
@@ -306,12 +313,12 @@ func (a *ActionSpec) Validate() error {
 		}
 		setDefault(&a.Signal.KillAfter, 10*time.Second)
 	case "docker":
-		if a.Docker == nil || !container.MatchString(a.Docker.Container) {
+		if a.Docker == nil || !container().MatchString(a.Docker.Container) {
 			return errors.New("action docker: container (a name or id) is required")
 		}
 		setDefault(&a.Docker.StopTimeout, 30*time.Second)
 	case "systemd":
-		if a.Systemd == nil || !unitName.MatchString(a.Systemd.Unit) {
+		if a.Systemd == nil || !unitName().MatchString(a.Systemd.Unit) {
 			return errors.New("action systemd: unit (e.g. clawdbot-gateway.service) is required")
 		}
 		switch a.Systemd.Bus {

@@ -7,9 +7,7 @@ import (
 	"math"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
-	ctr "github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/dockerapi"
 )
 
 func init() { registerAction("docker", newDockerAction) }
@@ -34,7 +32,7 @@ func newDockerAction(t Target, _ World) (Action, error) {
 	if err != nil {
 		return nil, err
 	}
-	_ = c.Close()
+	c.Close()
 	return d, nil
 }
 
@@ -51,12 +49,8 @@ func stopSeconds(d time.Duration) int {
 // DOCKER_CERT_PATH, DOCKER_TLS_VERIFY), with the target's host, when set,
 // taking precedence over DOCKER_HOST. It negotiates the API version with the
 // daemon on first use (Debian's Engine 20.10 speaks at most 1.41).
-func (d *dockerAction) client() (*client.Client, error) {
-	opts := []client.Opt{client.FromEnv}
-	if d.host != "" {
-		opts = append(opts, client.WithHost(d.host))
-	}
-	c, err := client.New(opts...)
+func (d *dockerAction) client() (*dockerapi.Client, error) {
+	c, err := dockerapi.New(d.host)
 	if err != nil {
 		return nil, fmt.Errorf("action docker: client for %s: %w", d.where(), err)
 	}
@@ -87,7 +81,7 @@ func (d *dockerAction) Run(ctx context.Context, _ Alert) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = c.Close() }()
+	defer c.Close()
 	res, err := d.inspect(ctx, c)
 	if err != nil {
 		return err
@@ -95,9 +89,8 @@ func (d *dockerAction) Run(ctx context.Context, _ Alert) error {
 	if st := res.State; st != nil && st.Restarting {
 		return nil
 	}
-	timeout := d.stopSecs
-	if _, err := c.ContainerRestart(ctx, d.container, client.ContainerRestartOptions{Timeout: &timeout}); err != nil {
-		return d.containerError(ctx, c.DaemonHost(), "restart", err)
+	if err := c.Restart(ctx, d.container, d.stopSecs); err != nil {
+		return d.containerError(ctx, c.Host(), "restart", err)
 	}
 	return nil
 }
@@ -106,16 +99,16 @@ func (d *dockerAction) Run(ctx context.Context, _ Alert) error {
 // clear "unreachable" error, and the version negotiation happens there,
 // where its failure is reported (the client otherwise negotiates lazily
 // and ignores a failure).
-func (d *dockerAction) inspect(ctx context.Context, c *client.Client) (ctr.InspectResponse, error) {
-	host := c.DaemonHost()
-	if _, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
-		return ctr.InspectResponse{}, daemonError(ctx, host, err)
+func (d *dockerAction) inspect(ctx context.Context, c *dockerapi.Client) (dockerapi.Container, error) {
+	host := c.Host()
+	if err := c.Ping(ctx); err != nil {
+		return dockerapi.Container{}, daemonError(ctx, host, err)
 	}
-	res, err := c.ContainerInspect(ctx, d.container, client.ContainerInspectOptions{})
+	res, err := c.Inspect(ctx, d.container)
 	if err != nil {
-		return ctr.InspectResponse{}, d.containerError(ctx, host, "inspect", err)
+		return dockerapi.Container{}, d.containerError(ctx, host, "inspect", err)
 	}
-	return res.Container, nil
+	return res, nil
 }
 
 // Preflight implements Preflighter: it holds the restart while Docker's
@@ -130,7 +123,7 @@ func (d *dockerAction) Preflight(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	defer func() { _ = c.Close() }()
+	defer c.Close()
 	res, err := d.inspect(ctx, c)
 	if err != nil {
 		return "", "", err
@@ -139,10 +132,7 @@ func (d *dockerAction) Preflight(ctx context.Context) (string, string, error) {
 	if st == nil {
 		return "", "", fmt.Errorf("docker inspect of container %q: no state", d.container)
 	}
-	policy := "no"
-	if res.HostConfig != nil && res.HostConfig.RestartPolicy.Name != "" {
-		policy = string(res.HostConfig.RestartPolicy.Name)
-	}
+	policy := res.RestartPolicy()
 	switch {
 	case st.Restarting:
 		return SkipSupervisor, fmt.Sprintf("its restart policy (%s) is restarting container %s already (restart count %d, last exit code %d)",
@@ -159,7 +149,7 @@ func daemonError(ctx context.Context, host string, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("docker daemon at %s did not answer in time: %w", host, err)
-	case client.IsErrConnectionFailed(err):
+	case dockerapi.IsConnectionFailed(err):
 		return fmt.Errorf("docker daemon unreachable at %s: %w", host, err)
 	}
 	return fmt.Errorf("docker daemon at %s: %w", host, err)
@@ -168,11 +158,11 @@ func daemonError(ctx context.Context, host string, err error) error {
 // containerError explains a failed inspect or restart of the container.
 func (d *dockerAction) containerError(ctx context.Context, host, op string, err error) error {
 	switch {
-	case cerrdefs.IsNotFound(err):
+	case dockerapi.IsNotFound(err):
 		return fmt.Errorf("container %q not found on the docker daemon at %s", d.container, host)
 	case ctx.Err() != nil:
 		return fmt.Errorf("docker %s of container %q timed out: %w", op, d.container, err)
-	case client.IsErrConnectionFailed(err):
+	case dockerapi.IsConnectionFailed(err):
 		return fmt.Errorf("docker daemon unreachable at %s: %w", host, err)
 	}
 	return fmt.Errorf("docker %s of container %q: %w", op, d.container, err)

@@ -106,7 +106,7 @@ func alertEnv(target string, a Alert) []string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if envLabel.MatchString(k) {
+		if envLabel().MatchString(k) {
 			env = append(env, "ALERT_LABEL_"+strings.ToUpper(k)+"="+a.Labels[k])
 		}
 	}
@@ -114,7 +114,7 @@ func alertEnv(target string, a Alert) []string {
 }
 
 // envLabel: label names that make valid environment variable names.
-var envLabel = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+var envLabel = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`) })
 
 // limitedBuffer keeps the first 4 KiB of a command's output for the log.
 type limitedBuffer struct {

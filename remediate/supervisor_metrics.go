@@ -315,7 +315,7 @@ func readSupervisor(ctx context.Context, t Target) (supervised, error) {
 		if err != nil {
 			return s, err
 		}
-		defer func() { _ = cl.Close() }()
+		defer cl.Close()
 		res, err := d.inspect(ctx, cl)
 		if err != nil {
 			return s, err

@@ -13,19 +13,26 @@
 # collector.BenchmarkScrapeReal against the same gateway: CPU per scrape of
 # all collectors, of each alone and of none, in one process.
 #
-# Usage: scripts/bench-compare.sh [-n SCRAPES] [-go] [-- EXPORTER FLAGS...]
+# Last, the `probe` subcommand (a container health check, run every 30 s)
+# against the same gateway: wall time per run and peak RSS over -p runs, beside
+# `--version` (start-up alone) and blackbox's own `--version`; goals 10 ms
+# and 10 MB.
+#
+# Usage: scripts/bench-compare.sh [-n SCRAPES] [-p PROBE_RUNS] [-go] [-- EXPORTER FLAGS...]
 #   e.g. scripts/bench-compare.sh -n 300 -- --collector.disable-defaults --collector.probe
 # Env: GATEWAY_CACHE, TOOLS_CACHE (as the install scripts), EXPORTER (a built
 # binary to use instead of building this tree), KEEP=1 keeps the temp dir.
 set -euo pipefail
 n=300
+probes=100
 gobench=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-n) n=$2; shift 2 ;;
+	-p) probes=$2; shift 2 ;;
 	-go) gobench=1; shift ;;
 	--) shift; break ;;
-	*) echo "usage: $0 [-n SCRAPES] [-go] [-- EXPORTER FLAGS...]" >&2; exit 2 ;;
+	*) echo "usage: $0 [-n SCRAPES] [-p PROBE_RUNS] [-go] [-- EXPORTER FLAGS...]" >&2; exit 2 ;;
 	esac
 done
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,7 +64,8 @@ while True:
 exporter=${EXPORTER:-}
 if [ -z "$exporter" ]; then
 	exporter=$tmp/clawdbot_exporter
-	(cd "$root" && CGO_ENABLED=0 nice go build -trimpath -tags netgo,osusergo -o "$exporter" .)
+	# As `make build` and the release build (.promu.yml) link it: stripped.
+	(cd "$root" && CGO_ENABLED=0 nice go build -trimpath -tags netgo,osusergo -ldflags '-s -w' -o "$exporter" .)
 fi
 
 # The gateway, as e2e/harness_test.go starts it.
@@ -147,3 +155,28 @@ if [ -n "$gobench" ]; then
 		BENCH_GATEWAY_STATE_DIR="$home/.clawdbot" BENCH_GATEWAY_CONFIG="$home/.clawdbot/clawdbot.json" TMPDIR="$home/tmp" \
 		nice go test -run '^$' -bench '^BenchmarkScrapeReal$' -benchtime "${n}x" -benchmem ./collector/ | grep -E '^Benchmark|^ok|FAIL')
 fi
+
+# runs LABEL CMD...: the command -p times in a row (each must exit 0); wall
+# time per run (median and 90th percentile) and the largest peak RSS of any
+# run, from wait4's rusage of each child.
+runs() {
+	python3 - "$probes" "$@" <<'PY'
+import os, statistics, subprocess, sys, time
+n, label, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+walls, peak = [], 0
+for _ in range(n):
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    walls.append(time.perf_counter() - t)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{label}: {' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}")
+    peak = max(peak, ru.ru_maxrss)
+walls.sort()
+print(f"{label:<26} wall {statistics.median(walls) * 1000:6.2f} ms median, {walls[int(len(walls) * 0.9)] * 1000:6.2f} ms p90   peak RSS {peak / 1024:5.1f} MiB   ({n} runs)", file=sys.stderr)
+PY
+}
+echo "one-shot commands, $probes runs each (goal for probe: <= 10 ms wall, <= 10 MB peak RSS)" >&2
+runs "exporter --version" "$exporter" --version
+runs "exporter probe" "$exporter" probe --gateway.url "ws://127.0.0.1:$gwport" --gateway.token-file "$tmp/token" --probe.timeout=2s
+runs "blackbox --version" "$BLACKBOX_EXPORTER" --version

@@ -338,3 +338,24 @@ func TestReadyzSkippedForClawdbot(t *testing.T) {
 		t.Errorf("%d GETs of /readyz, want 1 + 3 after the switch", n)
 	}
 }
+
+// A one-shot prober (the probe subcommand) asks /readyz only once hello-ok
+// named a gateway that may have it: never a clawdbot's Control UI page, and
+// an openclaw's readiness still.
+func TestOneShotReadyz(t *testing.T) {
+	for _, c := range []struct {
+		protocol  int
+		wantGets  int64
+		wantReady bool
+	}{{3, 0, false}, {4, 1, true}} {
+		srv := gt.New(gt.Options{Protocol: c.protocol})
+		r := probeOK(t, &Prober{OneShot: true}, gateway.Target{Name: "gw", URL: srv.URL(), Token: gt.DefaultToken})
+		if n := srv.ReadyzGets(); n != c.wantGets {
+			t.Errorf("protocol %d: %d GETs of /readyz, want %d", c.protocol, n, c.wantGets)
+		}
+		if got := r.Ready != nil && r.Ready.Ready; got != c.wantReady {
+			t.Errorf("protocol %d: ready = %+v, want ready=%v", c.protocol, r.Ready, c.wantReady)
+		}
+		srv.Close()
+	}
+}

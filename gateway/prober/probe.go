@@ -177,6 +177,12 @@ const (
 type Prober struct {
 	ClientVersion string
 	TLSConfig     *tls.Config
+	// OneShot is a prober that probes each gateway once (the probe
+	// subcommand, a container health check): with nothing learnt yet, it
+	// asks /readyz only after hello-ok named a gateway that may have one,
+	// rather than beside the WebSocket, where clawdbot (protocol 3) would
+	// serve its whole Control UI page on the same event loop as the probe.
+	OneShot bool
 
 	mu sync.Mutex
 	// backend remembers URLs of gateways that admit only the backend client.
@@ -270,7 +276,7 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 	if has(&p.backend, key) {
 		client = backendClient
 	}
-	skipReady := has(&p.noReadyz, key)
+	skipReady := has(&p.noReadyz, key) || p.OneShot
 	p.mu.Unlock()
 	if !skipReady {
 		wg.Go(func() { ready = p.readiness(ctx, httpURL(u, "/readyz"), t.Token, tlsCfg) })
@@ -296,6 +302,9 @@ func (p *Prober) Probe(ctx context.Context, t gateway.Target) (*Result, error) {
 		}
 	}
 	wg.Wait()
+	if p.OneShot && res.Hello != nil && res.Hello.Protocol != 3 {
+		ready = p.readiness(ctx, httpURL(u, "/readyz"), t.Token, tlsCfg)
+	}
 	res.Ready = p.rememberReady(key, ready, res)
 	p.learnReadyz(key, skipReady, ready, res)
 	var reason Reason

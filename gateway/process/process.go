@@ -254,7 +254,8 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-var maxOldSpace = regexp.MustCompile(`--max[-_]old[-_]space[-_]size[= ](\d+)`)
+// Compiled on first use, like every regexp the subcommands may not need.
+var maxOldSpace = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`--max[-_]old[-_]space[-_]size[= ](\d+)`) })
 
 // HeapLimit is the V8 heap cap from --max-old-space-size (MiB) on the
 // command line or in NODE_OPTIONS, where the process lets us read them.
@@ -271,7 +272,7 @@ func HeapLimit(p procfs.Proc) (uint64, bool) {
 		}
 	}
 	for _, s := range sources {
-		if m := maxOldSpace.FindStringSubmatch(s); m != nil {
+		if m := maxOldSpace().FindStringSubmatch(s); m != nil {
 			if mib, err := strconv.ParseUint(m[1], 10, 64); err == nil && mib > 0 && mib < 1<<30 {
 				return mib << 20, true
 			}
