@@ -156,25 +156,39 @@ if [ -n "$gobench" ]; then
 		nice go test -run '^$' -bench '^BenchmarkScrapeReal$' -benchtime "${n}x" -benchmem ./collector/ | grep -E '^Benchmark|^ok|FAIL')
 fi
 
-# runs LABEL CMD...: the command -p times in a row (each must exit 0); wall
-# time per run (median and 90th percentile) and the largest peak RSS of any
-# run, from wait4's rusage of each child.
+# runs LABEL CMD...: the command -p times in a row (each must exit 0): wall
+# time per run (median and 90th percentile), spawned with posix_spawn. Then
+# its peak RSS, the largest of 10 runs under GNU time: a child's ru_maxrss
+# counts the memory of whoever forked it until it execs (a Python parent's
+# 13 MB would hide the figure), and time(1) is a small parent.
 runs() {
-	python3 - "$probes" "$@" <<'PY'
-import os, statistics, subprocess, sys, time
+	local label=$1
+	shift
+	python3 - "$probes" "$label" "$@" <<'PY'
+import os, statistics, sys, time
 n, label, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
-walls, peak = [], 0
+walls = []
+devnull = [(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0), (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)]
 for _ in range(n):
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
+    pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=devnull)
+    _, status, _ = os.wait4(pid, 0)
     walls.append(time.perf_counter() - t)
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{label}: {' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}")
-    peak = max(peak, ru.ru_maxrss)
 walls.sort()
-print(f"{label:<26} wall {statistics.median(walls) * 1000:6.2f} ms median, {walls[int(len(walls) * 0.9)] * 1000:6.2f} ms p90   peak RSS {peak / 1024:5.1f} MiB   ({n} runs)", file=sys.stderr)
+print(f"{label:<22} wall {statistics.median(walls) * 1000:6.2f} ms median, {walls[int(len(walls) * 0.9)] * 1000:6.2f} ms p90 ({n} runs)", end="", file=sys.stderr)
 PY
+	if [ -x /usr/bin/time ]; then
+		local peak=0 kb i
+		for i in $(seq 10); do
+			kb=$(/usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1)
+			[ "$kb" -gt "$peak" ] && peak=$kb
+		done
+		awk -v kb="$peak" 'BEGIN { printf "   peak RSS %5.1f MiB\n", kb / 1024 }' >&2
+	else
+		echo "   peak RSS: needs GNU time (apt-get install time)" >&2
+	fi
 }
 echo "one-shot commands, $probes runs each (goal for probe: <= 10 ms wall, <= 10 MB peak RSS)" >&2
 runs "exporter --version" "$exporter" --version
