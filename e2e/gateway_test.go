@@ -61,6 +61,11 @@ func TestRealGateways(t *testing.T) {
 			} else if _, ok := r.Value("clawdbot_http_ready", nil); ok {
 				t.Error("clawdbot has no /readyz, but http_ready is exported")
 			}
+			// The probe subcommand (one shot) asks /readyz only after
+			// hello-ok: openclaw's readiness is there, clawdbot has none.
+			if pr := g.probe(t, "--probe.timeout=5s"); !pr.Up || (pr.Ready != nil) != (tc.product == "openclaw") || (pr.Ready != nil && !*pr.Ready) {
+				t.Errorf("probe subcommand: up=%v reason=%q http_ready=%v; want up, http_ready true on openclaw only", pr.Up, pr.Reason, pr.Ready)
+			}
 			promtoolCheck(t, r.Body)
 
 			// Zero configuration: the exporter finds port and token in the

@@ -320,6 +320,7 @@ type probeJSON struct {
 	Protocol int     `json:"protocol"`
 	Version  string  `json:"version"`
 	Uptime   float64 `json:"uptime_seconds"`
+	Ready    *bool   `json:"http_ready"`
 }
 
 func (g *Gateway) probe(t *testing.T, extra ...string) probeJSON {
