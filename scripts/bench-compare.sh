@@ -15,8 +15,9 @@
 #
 # Last, the `probe` subcommand (a container health check, run every 30 s)
 # against the same gateway: wall time per run and peak RSS over -p runs, beside
-# `--version` (start-up alone) and blackbox's own `--version`; goals 10 ms
-# and 10 MB.
+# `--version` (start-up alone), `healthcheck` (the exporter image's
+# HEALTHCHECK, against the exporter above) and blackbox's own `--version`;
+# goals 10 ms and 10 MB.
 #
 # Usage: scripts/bench-compare.sh [-n SCRAPES] [-p PROBE_RUNS] [-go] [-- EXPORTER FLAGS...]
 #   e.g. scripts/bench-compare.sh -n 300 -- --collector.disable-defaults --collector.probe
@@ -193,4 +194,5 @@ PY
 echo "one-shot commands, $probes runs each (goal for probe: <= 10 ms wall, <= 10 MB peak RSS)" >&2
 runs "exporter --version" "$exporter" --version
 runs "exporter probe" "$exporter" probe --gateway.url "ws://127.0.0.1:$gwport" --gateway.token-file "$tmp/token" --probe.timeout=2s
+runs "exporter healthcheck" "$exporter" healthcheck --web.listen-address "127.0.0.1:$export_port"
 runs "blackbox --version" "$BLACKBOX_EXPORTER" --version
