@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,11 +35,15 @@ import (
 
 func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
+	if *f.maxProcs > 0 {
+		runtime.GOMAXPROCS(*f.maxProcs)
+	}
+	logger.Debug("go runtime", "GOMAXPROCS", runtime.GOMAXPROCS(0))
 	static := prometheus.NewRegistry()
 	static.MustRegister(
 		versioncollector.NewCollector(exporterName),
 		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collector.NewSelfProcessCollector(),
 	)
 	holder, err := config.NewHolder(src, static, logger)
 	if err != nil {

@@ -52,6 +52,9 @@ type Config struct {
 	// gateway's payload that get series (--collector.probe.max-items-per-kind);
 	// 0 is DefaultMaxItemsPerKind.
 	ProbeMaxItems int
+
+	// locks is the lock scanner the lock and process collectors share.
+	locks *sharedScanner
 }
 
 func (cfg *Config) targets() func() []gateway.Target {
@@ -161,6 +164,7 @@ type Exporter struct {
 func New(cfg Config, enabled []string, logger *slog.Logger) (*Exporter, error) {
 	e := &Exporter{collectors: map[string]Collector{}, logger: logger, lateGrace: 50 * time.Millisecond}
 	cfg.prober() // one for every collector
+	cfg.locks = &sharedScanner{}
 	e.targets = cfg.targets()
 	for _, name := range enabled {
 		f, ok := factories[name]
@@ -259,12 +263,17 @@ func (s scrape) report(ch chan<- prometheus.Metric, r outcome) {
 	ch <- newMetric(successDesc, prometheus.GaugeValue, success, r.name)
 }
 
+// metricsBuffer is the buffer of a collector's channel: the collector
+// sends runs of metrics without waiting for each to be taken, a switch
+// between two goroutines per metric otherwise.
+const metricsBuffer = 128
+
 // run calls one collector, buffering its metrics so that a late collector
 // never writes into a scrape that has already returned.
 func run(ctx context.Context, name string, c Collector) (o outcome) {
 	o.name = name
 	begin := time.Now()
-	mch := make(chan prometheus.Metric)
+	mch := make(chan prometheus.Metric, metricsBuffer)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for m := range mch {

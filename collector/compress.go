@@ -19,6 +19,14 @@ var gzipPool = sync.Pool{New: func() any {
 	return w
 }}
 
+// bufPool holds the buffers answers wait in: grown to one answer's size
+// once, not on every scrape (about 64 KB of allocations each).
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf: a larger buffer (a many-gateway answer, compressed from
+// 64 KiB on anyway) is left to the garbage collector.
+const maxPooledBuf = compressAbove + 4<<10
+
 // compressLarge serves h's answer as is while it is small and gzipped once
 // it grows past compressAbove, for clients that accept gzip. h must not
 // compress itself.
@@ -29,7 +37,7 @@ func compressLarge(h http.Handler) http.Handler {
 			return
 		}
 		w.Header().Add("Vary", "Accept-Encoding")
-		lw := &lazyGzip{w: w, status: http.StatusOK}
+		lw := &lazyGzip{w: w, status: http.StatusOK, buf: bufPool.Get().(*bytes.Buffer)}
 		defer lw.finish()
 		h.ServeHTTP(lw, r)
 	})
@@ -51,7 +59,7 @@ func acceptsGzip(h string) bool {
 // lazyGzip buffers an answer until it is known to be large.
 type lazyGzip struct {
 	w       http.ResponseWriter
-	buf     bytes.Buffer
+	buf     *bytes.Buffer // from bufPool, nil once given back
 	gz      *gzip.Writer
 	status  int
 	written bool // the header went out
@@ -80,7 +88,7 @@ func (l *lazyGzip) Write(p []byte) (int, error) {
 		l.w.WriteHeader(l.status)
 		l.written = true
 		_, err := l.w.Write(l.buf.Bytes())
-		l.buf = bytes.Buffer{}
+		l.release()
 		return len(p), err
 	}
 	l.Header().Set("Content-Encoding", "gzip")
@@ -89,21 +97,36 @@ func (l *lazyGzip) Write(p []byte) (int, error) {
 	l.written = true
 	l.gz = gzipPool.Get().(*gzip.Writer)
 	l.gz.Reset(l.w)
-	if _, err := l.gz.Write(l.buf.Bytes()); err != nil {
+	_, err := l.gz.Write(l.buf.Bytes())
+	l.release()
+	if err != nil {
 		return 0, err
 	}
-	l.buf = bytes.Buffer{}
 	return len(p), nil
 }
 
+// release gives the buffer back to bufPool.
+func (l *lazyGzip) release() {
+	if l.buf == nil {
+		return
+	}
+	if l.buf.Cap() <= maxPooledBuf {
+		l.buf.Reset()
+		bufPool.Put(l.buf)
+	}
+	l.buf = nil
+}
+
 func (l *lazyGzip) finish() {
+	defer l.release()
 	if l.gz != nil {
 		_ = l.gz.Close()
 		gzipPool.Put(l.gz)
 		return
 	}
-	if !l.written {
-		l.w.WriteHeader(l.status)
+	if l.written { // a large error page, gone out as it came
+		return
 	}
+	l.w.WriteHeader(l.status)
 	_, _ = l.w.Write(l.buf.Bytes())
 }

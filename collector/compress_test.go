@@ -3,10 +3,13 @@ package collector
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -68,4 +71,26 @@ func TestCompressLarge(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCompressLargeReusesBuffers: answers one after another and at once,
+// through the pooled buffers, each come out whole and alone.
+func TestCompressLargeReusesBuffers(t *testing.T) {
+	h := compressLarge(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.URL.Query().Get("body"))
+	}))
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			want := strings.Repeat(fmt.Sprintf("line %d\n", i), 1+(i%4)*1000)
+			req := httptest.NewRequest(http.MethodGet, "/metrics?body="+url.QueryEscape(want), nil)
+			req.Header.Set("Accept-Encoding", "gzip")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if got := rec.Body.String(); got != want {
+				t.Errorf("answer %d: %d bytes, want %d", i, len(got), len(want))
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -67,9 +67,8 @@ var (
 const lockCollectorName = "lock"
 
 type lockCollector struct {
-	fs      procfs.FS
+	scanner *lockfile.Scanner
 	targets func() []gateway.Target
-	extra   []string
 	logger  *slog.Logger
 	// dropped counts what the scan's per-directory caps cut.
 	dropped *dropCounter
@@ -80,7 +79,7 @@ func newLockCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lockCollector{fs: fs, targets: cfg.targets(), extra: cfg.LockDirs, logger: logger,
+	return &lockCollector{scanner: cfg.lockScanner(fs), targets: cfg.targets(), logger: logger,
 		dropped: newDropCounter(lockCollectorName, lockfile.DroppedLockFiles, lockfile.DroppedDirEntries)}, nil
 }
 
@@ -98,7 +97,7 @@ func newProcFS(path string) (procfs.FS, error) {
 
 func (c *lockCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	targets := scrapeTargets(ctx, c.targets)
-	res := scrapeLockScan(ctx, c.fs, targets, c.extra)
+	res := scrapeLockScan(ctx, c.scanner, targets)
 	for kind, n := range res.Dropped {
 		c.dropped.add(kind, n)
 		c.logger.Debug("lock scan cut", "kind", kind, "dropped", n)

@@ -272,3 +272,24 @@ func TestLockScanStopsAtDeadline(t *testing.T) {
 		t.Errorf("%d lock_present series after the deadline (locks inspected, or a lock called absent by a scan that never looked)", n)
 	}
 }
+
+// TestLockScannerShared: the lock and process collectors built together
+// share one scanner, so that what it keeps of a scan serves both, and a
+// collector built alone has one of its own.
+func TestLockScannerShared(t *testing.T) {
+	exp, err := New(Config{Gateways: []gateway.Target{{Name: "main", URL: "ws://127.0.0.1:1"}}}, []string{"lock", "process"}, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, pc := exp.collectors["lock"].(*lockCollector), exp.collectors["process"].(*processCollector)
+	if lc.scanner == nil || lc.scanner != pc.locks {
+		t.Errorf("lock collector's scanner %p, process collector's %p: want one", lc.scanner, pc.locks)
+	}
+	alone, err := newLockCollector(Config{}, promslog.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := alone.(*lockCollector).scanner; s == nil || s == lc.scanner {
+		t.Errorf("a collector built alone shares scanner %p", s)
+	}
+}

@@ -32,21 +32,34 @@ func labelValue(s string) string {
 // collectors build metrics: it makes every label value fit (labelValue), and
 // turns what is left to fail (a label count that does not match desc, a bug)
 // into an invalid metric, which fails the gathering of that metric only.
+//
+// NewConstMetric checks that every value is valid UTF-8 itself: the values
+// are made fit only when it finds one that is not, not checked twice.
 func newMetric(desc *prometheus.Desc, typ prometheus.ValueType, v float64, labels ...string) prometheus.Metric {
-	clean, copied := labels, false
-	for i, l := range labels {
-		if c := labelValue(l); c != l {
-			if !copied { // the caller's slice stays as it was
-				clean, copied = append([]string(nil), labels...), true
-			}
-			clean[i] = c
+	clean := labels
+	for _, l := range labels {
+		if len(l) > maxLabelValueLen {
+			clean = fitLabels(labels)
+			break
 		}
 	}
 	m, err := prometheus.NewConstMetric(desc, typ, v, clean...)
 	if err != nil {
-		return prometheus.NewInvalidMetric(desc, err)
+		if m, err = prometheus.NewConstMetric(desc, typ, v, fitLabels(labels)...); err != nil {
+			return prometheus.NewInvalidMetric(desc, err)
+		}
 	}
 	return m
+}
+
+// fitLabels is labels through labelValue, in a copy: the caller's slice
+// stays as it was.
+func fitLabels(labels []string) []string {
+	out := make([]string, len(labels))
+	for i, l := range labels {
+		out[i] = labelValue(l)
+	}
+	return out
 }
 
 // safeGroup runs a collector's goroutines. A panic in one is recovered and

@@ -162,12 +162,18 @@ func TestNewMetricNeverPanics(t *testing.T) {
 	}{
 		{name: "valid", labels: []string{"x", "y"}, want: []string{"x", "y"}},
 		{name: "invalid UTF-8", labels: []string{"\xff", "63×a+é"}, want: []string{"\uFFFD", "63×a+é"}},
+		{name: "too long", labels: []string{"x", strings.Repeat("a", maxLabelValueLen+1)}, want: []string{"x", strings.Repeat("a", maxLabelValueLen)}},
+		{name: "too long and invalid UTF-8", labels: []string{"\xff", strings.Repeat("a", maxLabelValueLen+1)}, want: []string{"\uFFFD", strings.Repeat("a", maxLabelValueLen)}},
 		{name: "too few labels", labels: []string{"x"}, wantErr: true},
 		{name: "too many labels", labels: []string{"x", "y", "z"}, wantErr: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			before := strings.Join(tc.labels, "|")
 			m := newMetric(desc, prometheus.GaugeValue, 1, tc.labels...)
+			if strings.Join(tc.labels, "|") != before {
+				t.Errorf("the caller's labels changed to %q", tc.labels)
+			}
 			var out dto.Metric
 			err := m.Write(&out)
 			if (err != nil) != tc.wantErr {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/prober"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/process"
 )
@@ -58,7 +59,7 @@ type processCollector struct {
 	procfs  string
 	sysfs   string
 	targets func() []gateway.Target
-	extra   []string
+	locks   *lockfile.Scanner
 	logger  *slog.Logger
 	prober  *prober.Prober
 
@@ -68,11 +69,9 @@ type processCollector struct {
 	// kept is what the collector keeps of each gateway's process, by
 	// gateway name.
 	kept map[string]*keptProcess
-	// bootTime is the system's boot time, read once: procfs's StartTime
-	// reads and parses all of /proc/stat on every call for it.
-	bootOnce sync.Once
+	// bootTime is the system's boot time, kept once read (0 until then):
+	// procfs's StartTime reads and parses all of /proc/stat on every call.
 	bootTime float64
-	bootErr  error
 }
 
 // keepLimitsFor is how long the open-files limit and the cgroup memory
@@ -108,21 +107,27 @@ func newProcessCollector(cfg Config, logger *slog.Logger) (Collector, error) {
 	if procPath == "" {
 		procPath = procfs.DefaultMountPoint
 	}
-	return &processCollector{fs: fs, procfs: procPath, sysfs: sysfs, targets: cfg.targets(), extra: cfg.LockDirs, logger: logger, prober: cfg.prober(),
+	return &processCollector{fs: fs, procfs: procPath, sysfs: sysfs, targets: cfg.targets(), locks: cfg.lockScanner(fs), logger: logger, prober: cfg.prober(),
 		kept: map[string]*keptProcess{}}, nil
 }
 
 // startTime is the process's start in seconds since the epoch, as
 // procfs.ProcStat.StartTime computes it, from the boot time read once.
 func (c *processCollector) startTime(stat procfs.ProcStat) (float64, error) {
-	c.bootOnce.Do(func() {
+	c.mu.Lock()
+	boot := c.bootTime
+	c.mu.Unlock()
+	if boot == 0 {
 		st, err := c.fs.Stat()
-		c.bootTime, c.bootErr = float64(st.BootTime), err
-	})
-	if c.bootErr != nil {
-		return stat.StartTime()
+		if err != nil {
+			return 0, err
+		}
+		boot = float64(st.BootTime)
+		c.mu.Lock()
+		c.bootTime = boot
+		c.mu.Unlock()
 	}
-	return c.bootTime + float64(stat.Starttime)/userHZ, nil
+	return boot + float64(stat.Starttime)/userHZ, nil
 }
 
 // userHZ is the kernel's USER_HZ, as procfs assumes it.
@@ -168,7 +173,7 @@ func (c *processCollector) forget(targets []gateway.Target) {
 func (c *processCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	targets := scrapeTargets(ctx, c.targets)
 	c.forget(targets)
-	locks := scrapeLocks(ctx, c.fs, targets, c.extra)
+	locks := scrapeLocks(ctx, c.locks, targets)
 	var firstErr error
 	for _, t := range targets {
 		g := func(d *prometheus.Desc, v float64, labels ...string) {

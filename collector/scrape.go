@@ -37,23 +37,43 @@ func scrapeTargets(ctx context.Context, own func() []gateway.Target) []gateway.T
 }
 
 // scrapeLocks are the locks of scrapeLockScan.
-func scrapeLocks(ctx context.Context, fs procfs.FS, targets []gateway.Target, extra []string) []lockfile.Lock {
-	return scrapeLockScan(ctx, fs, targets, extra).Locks
+func scrapeLocks(ctx context.Context, sc *lockfile.Scanner, targets []gateway.Target) []lockfile.Lock {
+	return scrapeLockScan(ctx, sc, targets).Locks
 }
 
 // scrapeLockScan scans the lock directories of the scrape's targets once
 // per scrape, bounded by the scrape's context: a scan cut by the deadline
 // stops there (Err set) instead of running on after the scrape returned.
-func scrapeLockScan(ctx context.Context, fs procfs.FS, targets []gateway.Target, extra []string) lockfile.Result {
-	scan := func() lockfile.Result {
-		return lockfile.ScanContext(ctx, fs, lockfile.AllDirs(targets, extra), targets, lockfile.Options{ProcRoot: procRootOf(fs)})
-	}
+// The scanner reads the lock files again only when something changed;
+// it judges their owners on every scan.
+func scrapeLockScan(ctx context.Context, sc *lockfile.Scanner, targets []gateway.Target) lockfile.Result {
 	st, ok := ctx.Value(scrapeKey{}).(*scrapeState)
 	if !ok {
-		return scan()
+		return sc.Scan(ctx, targets)
 	}
-	st.locksOnce.Do(func() { st.locks = scan() })
+	st.locksOnce.Do(func() { st.locks = sc.Scan(ctx, targets) })
 	return st.locks
+}
+
+// sharedScanner makes the one lockfile.Scanner of the collectors built
+// together (New), so that what it keeps serves them all.
+type sharedScanner struct {
+	once sync.Once
+	sc   *lockfile.Scanner
+}
+
+// lockScanner returns the scanner the collectors of cfg share, made on
+// first use with fs and cfg's lock dirs; one of its own for a collector
+// built alone (tests).
+func (cfg *Config) lockScanner(fs procfs.FS) *lockfile.Scanner {
+	ls := cfg.locks
+	if ls == nil {
+		ls = &sharedScanner{}
+	}
+	ls.once.Do(func() {
+		ls.sc = &lockfile.Scanner{FS: fs, Extra: cfg.LockDirs, Options: lockfile.Options{ProcRoot: procRootOf(fs)}}
+	})
+	return ls.sc
 }
 
 // procRoots maps each procfs.FS made by newProcFS to its mount point,

@@ -154,6 +154,7 @@ func rejudgeGuard(ctx context.Context, fs procfs.FS, path string, o Options) (Gu
 	if len(s.res.Guards) == 0 {
 		return Guard{}, fmt.Errorf("%s: %w (gone)", path, ErrNotStuck)
 	}
+	s.judgeReclaimer(&s.res.Guards[0])
 	s.judgeGuards()
 	if ctx.Err() != nil {
 		return Guard{}, ctx.Err()

@@ -48,10 +48,12 @@ func CoordinatorName(stateDir string) string {
 // CoordinatorDirs are the openclaw-state-locks-* directories under the
 // exporter's TMPDIR and /tmp (openclaw's default runtime directory is
 // /tmp). Symlinks are skipped: /tmp is world-writable.
-func CoordinatorDirs() []string {
+func CoordinatorDirs() []string { return coordinatorDirsIn(tempDirs()) }
+
+func coordinatorDirsIn(tmps []string) []string {
 	var dirs []string
 	seen := map[string]bool{}
-	for _, tmp := range []string{os.TempDir(), "/tmp"} {
+	for _, tmp := range tmps {
 		matches, _ := filepath.Glob(filepath.Join(tmp, "openclaw-state-locks*"))
 		sort.Strings(matches)
 		for _, m := range matches {
@@ -80,15 +82,20 @@ func (s *scan) coordinators(dirs []string) {
 					continue
 				}
 				c := Coordinator{Path: path, Gateway: id.name, FS: StatFilesystem(dir)}
-				if pids := s.kernelHolders(path); len(pids) > 0 {
-					c.HolderPID = pids[0]
-					c.judgeHolder(s.fs, s.res.Locks)
-				}
-				c.Waiters = len(s.kernelWaiters(path))
+				s.rec.filesystem(c.FS)
 				s.res.Coordinators = append(s.res.Coordinators, c)
 			}
 		}
 	}
+}
+
+// judgeCoordinator finds who holds and who waits for the coordinator.
+func (s *scan) judgeCoordinator(c *Coordinator) {
+	if pids := s.kernelHolders(c.Path); len(pids) > 0 {
+		c.HolderPID = pids[0]
+		c.judgeHolder(s.fs, s.res.Locks)
+	}
+	c.Waiters = len(s.kernelWaiters(c.Path))
 }
 
 // judgeHolder decides whether the coordinator's holder is the gateway.

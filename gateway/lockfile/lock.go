@@ -85,6 +85,8 @@ type Lock struct {
 	// inode identifies the file read, so removal can tell it was not
 	// replaced in between.
 	inode uint64
+	// parsed is true when the content names an owner to judge.
+	parsed bool
 }
 
 // Age is the lock's age from createdAt, else from its mtime.
@@ -153,6 +155,14 @@ func Name(product, configPath string) string {
 // itself (where clawdbot kept locks before 2026.1.24), and extra directories.
 // Symlinked directories found by pattern are skipped: /tmp is world-writable.
 func Dirs(t gateway.Target, extra []string) []string {
+	return dirsIn(t, extra, tempDirs())
+}
+
+// tempDirs are where clawdbot's and openclaw's runtime directories are
+// looked for: the exporter's TMPDIR and /tmp.
+func tempDirs() []string { return uniq(filepath.Clean(os.TempDir()), "/tmp") }
+
+func dirsIn(t gateway.Target, extra, tmps []string) []string {
 	var dirs []string
 	seen := map[string]bool{}
 	add := func(d string, followLinks bool) {
@@ -184,7 +194,7 @@ func Dirs(t gateway.Target, extra []string) []string {
 			add(m, false)
 		}
 	}
-	for _, tmp := range []string{os.TempDir(), "/tmp"} {
+	for _, tmp := range tmps {
 		glob(filepath.Join(tmp, "clawdbot-*"))
 	}
 	if t.StateDir != "" {
@@ -199,10 +209,14 @@ func Dirs(t gateway.Target, extra []string) []string {
 
 // AllDirs is the union of Dirs over several targets, in order.
 func AllDirs(targets []gateway.Target, extra []string) []string {
+	return allDirsIn(targets, extra, tempDirs())
+}
+
+func allDirsIn(targets []gateway.Target, extra, tmps []string) []string {
 	var dirs []string
 	seen := map[string]bool{}
 	for _, t := range targets {
-		for _, d := range Dirs(t, extra) {
+		for _, d := range dirsIn(t, extra, tmps) {
 			if !seen[d] {
 				seen[d] = true
 				dirs = append(dirs, d)
@@ -227,6 +241,19 @@ func Inspect(fs procfs.FS, path string) Lock {
 }
 
 func inspect(fs procfs.FS, path string, where Filesystem) Lock {
+	l := readLock(path, where)
+	if l.parsed {
+		l.State, l.Why = judgeOwner(fs, l.PID, l.StartTime)
+	}
+	return l
+}
+
+// notJudged is the Why of a lock whose owner a scan cut short did not judge.
+const notJudged = "the scan ended before the owner was judged"
+
+// readLock reads a lock file as inspect does, without judging its owner:
+// a lock whose content names one is parsed, OwnerUnknown until judged.
+func readLock(path string, where Filesystem) Lock {
 	l := Lock{Path: path, State: OwnerUnknown, FS: where, Kind: KindConfig}
 	if filepath.Base(path) == StateLockName {
 		l.Kind = KindState
@@ -268,7 +295,7 @@ func inspect(fs procfs.FS, path string, where Filesystem) Lock {
 	if why := parseLock(&l, b); why != "" {
 		return unknown(why)
 	}
-	l.State, l.Why = judgeOwner(fs, l.PID, l.StartTime)
+	l.parsed, l.Why = true, notJudged
 	return l
 }
 
@@ -337,14 +364,11 @@ func judgeOwner(fs procfs.FS, pid int, startTime *uint64) (OwnerState, string) {
 		}
 		return OwnerUnknown, "reading process: " + err.Error()
 	}
+	if startTime != nil {
+		return ownerOf(pid, stat, *startTime)
+	}
 	if stat.State == "Z" || stat.State == "X" {
 		return OwnerDead, "process is a zombie"
-	}
-	if startTime != nil {
-		if stat.Starttime != *startTime {
-			return OwnerReused, fmt.Sprintf("pid %d started at tick %d, the lock's owner at %d", pid, stat.Starttime, *startTime)
-		}
-		return OwnerAlive, ""
 	}
 	// No start time (older gateways): the gateway falls back to a command
 	// line heuristic; so do we.
@@ -352,6 +376,37 @@ func judgeOwner(fs procfs.FS, pid int, startTime *uint64) (OwnerState, string) {
 		return OwnerAlive, "no startTime in lock; process looks like a gateway"
 	}
 	return OwnerReused, "no startTime in lock; process does not look like a gateway"
+}
+
+// judgeOwnerAt is judgeOwner reading <procRoot>/<pid>/stat itself
+// (ReadProcStat), when procRoot is fs's mount point; "" is judgeOwner.
+// A lock without a start time still goes through procfs (its command line
+// is read).
+func judgeOwnerAt(fs procfs.FS, procRoot string, pid int, startTime *uint64) (OwnerState, string) {
+	if procRoot == "" || startTime == nil {
+		return judgeOwner(fs, pid, startTime)
+	}
+	stat, err := ReadProcStat(procRoot, pid)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return OwnerDead, "no process " + strconv.Itoa(pid)
+	case errors.Is(err, syscall.ESRCH):
+		return OwnerDead, "process exited while being read"
+	case err != nil:
+		return OwnerUnknown, "reading process: " + err.Error()
+	}
+	return ownerOf(pid, stat, *startTime)
+}
+
+// ownerOf judges a running process against the lock's start ticks.
+func ownerOf(pid int, stat procfs.ProcStat, startTime uint64) (OwnerState, string) {
+	if stat.State == "Z" || stat.State == "X" {
+		return OwnerDead, "process is a zombie"
+	}
+	if stat.Starttime != startTime {
+		return OwnerReused, fmt.Sprintf("pid %d started at tick %d, the lock's owner at %d", pid, stat.Starttime, startTime)
+	}
+	return OwnerAlive, ""
 }
 
 // looksLikeGateway recognises a gateway by its process title or command.

@@ -67,13 +67,33 @@ func Scan(fs procfs.FS, dirs []string, targets []gateway.Target) []Lock {
 // of the targets' state directories, and tells which target each belongs
 // to. It stops when ctx ends and returns what it found so far, with Err set.
 func ScanContext(ctx context.Context, fs procfs.FS, dirs []string, targets []gateway.Target, o Options) Result {
+	s := newScan(ctx, fs, targets, o)
+	cdirs := o.CoordinatorDirs
+	if cdirs == nil {
+		cdirs = CoordinatorDirs()
+	}
+	s.read(dirs, cdirs)
+	s.judge()
+	return s.res
+}
+
+func newScan(ctx context.Context, fs procfs.FS, targets []gateway.Target, o Options) *scan {
+	return &scan{ctx: ctx, fs: fs, o: o.withDefaults(), ids: identify(targets), res: Result{Dropped: map[string]int{}}}
+}
+
+func (o Options) withDefaults() Options {
 	if o.MaxFilesPerDir <= 0 {
 		o.MaxFilesPerDir = DefaultMaxFilesPerDir
 	}
 	if o.MaxEntriesPerDir <= 0 {
 		o.MaxEntriesPerDir = DefaultMaxEntriesPerDir
 	}
-	s := &scan{ctx: ctx, fs: fs, o: o, ids: identify(targets), res: Result{Dropped: map[string]int{}}}
+	return o
+}
+
+// read is the first half of a scan: what the directories and files say,
+// which stays true while they do not change (Scanner keeps it).
+func (s *scan) read(dirs, cdirs []string) {
 	for _, dir := range dirs {
 		if s.done() {
 			break
@@ -81,15 +101,35 @@ func ScanContext(ctx context.Context, fs procfs.FS, dirs []string, targets []gat
 		s.dir(dir)
 	}
 	if !s.done() {
-		cdirs := o.CoordinatorDirs
-		if cdirs == nil {
-			cdirs = CoordinatorDirs()
-		}
 		s.coordinators(cdirs)
 	}
+}
+
+// judge is the second half: whether the owners live, who holds the
+// coordinators, whether the guards are stuck. It runs on every scan.
+func (s *scan) judge() {
+	for i := range s.res.Locks {
+		if s.done() {
+			break
+		}
+		if l := &s.res.Locks[i]; l.parsed {
+			l.State, l.Why = judgeOwnerAt(s.fs, s.statRoot, l.PID, l.StartTime)
+		}
+	}
+	for i := range s.res.Guards {
+		if s.done() {
+			break
+		}
+		s.judgeReclaimer(&s.res.Guards[i])
+	}
+	for i := range s.res.Coordinators {
+		if s.done() {
+			break
+		}
+		s.judgeCoordinator(&s.res.Coordinators[i])
+	}
 	s.judgeGuards()
-	s.res.Err = ctx.Err()
-	return s.res
+	s.res.Err = s.ctx.Err()
 }
 
 type scan struct {
@@ -101,6 +141,11 @@ type scan struct {
 	// kernel holds /proc/locks, read at most once per scan.
 	kernel     *kernelLocks
 	kernelRead bool
+	// rec, when set, records the stat of every file read (Scanner).
+	rec *recorder
+	// statRoot, when set, is fs's mount point: owners are judged from
+	// their stat files read directly (judgeOwnerAt).
+	statRoot string
 }
 
 func (s *scan) done() bool { return s.ctx.Err() != nil }
@@ -232,6 +277,7 @@ func isLockName(name string) (lock, guard bool) {
 // bounded listing.
 func (s *scan) dir(dir string) {
 	where := StatFilesystem(dir)
+	s.rec.filesystem(where)
 	picked := map[string]bool{}
 	var names []string
 	for _, id := range s.ids {
@@ -295,11 +341,12 @@ func (s *scan) dir(dir string) {
 			return
 		}
 		path := filepath.Join(dir, n)
+		s.rec.add(path, false)
 		if _, guard := isLockName(n); guard {
 			s.guard(path, where)
 			continue
 		}
-		l := inspect(s.fs, path, where)
+		l := readLock(path, where)
 		l.Gateway = s.owner(l)
 		s.product(&l)
 		s.res.Locks = append(s.res.Locks, l)
@@ -340,6 +387,10 @@ type Guard struct {
 	FS    Filesystem
 	inode uint64
 	mtime time.Time
+	// start and parsed are a file guard's startTime and whether its
+	// content was read, for judgeReclaimer.
+	start  *uint64
+	parsed bool
 }
 
 // StuckAfter is how old a reclaim guard must be, with nobody reclaiming and
@@ -370,20 +421,27 @@ func (s *scan) guard(path string, where Filesystem) {
 		g.Dir = true
 	case st.Mode().IsRegular():
 		// fs-safe's root-relative guard: a small JSON payload.
-		l := inspect(s.fs, path, where)
-		g.PID = l.PID
+		l := readLock(path, where)
+		g.PID, g.start, g.parsed = l.PID, l.StartTime, l.parsed
 		if !l.CreatedAt.IsZero() {
 			g.CreatedAt = l.CreatedAt
-		}
-		if l.State == OwnerAlive {
-			g.Reclaiming = true
-			g.Why = "reclaimer pid " + itoa(l.PID) + " runs"
 		}
 	default:
 		g.Why = "not a directory or regular file (" + st.Mode().Type().String() + ")"
 	}
 	g.Gateway = s.owner(Lock{Path: g.LockPath})
 	s.res.Guards = append(s.res.Guards, g)
+}
+
+// judgeReclaimer tells whether the pid a file guard names runs.
+func (s *scan) judgeReclaimer(g *Guard) {
+	if !g.parsed {
+		return
+	}
+	if state, _ := judgeOwnerAt(s.fs, s.statRoot, g.PID, g.start); state == OwnerAlive {
+		g.Reclaiming = true
+		g.Why = "reclaimer pid " + itoa(g.PID) + " runs"
+	}
 }
 
 // judgeGuards decides, once every lock is known, whether each guard's lock

@@ -28,6 +28,7 @@ type Process struct {
 
 // FoundStat is the process's stat as Finder.Find read it while checking
 // the process, else a fresh read: one read of /proc/<pid>/stat per scrape.
+// Its StartTime method cannot be used (lockfile.ReadProcStat).
 func (p *Process) FoundStat() (procfs.ProcStat, error) {
 	if p.stat != nil {
 		return *p.stat, nil
@@ -113,8 +114,10 @@ func (f *Finder) Find(fs procfs.FS, procRoot string, t gateway.Target, locks []l
 	prev, ok := f.found[t.Name]
 	f.mu.Unlock()
 	if ok && !lockNamesOther(t, locks, prev.pid) {
-		if p, err := fs.Proc(prev.pid); err == nil {
-			if st, err := p.Stat(); err == nil && st.Starttime == prev.start {
+		// procRoot is fs's mount point: its stat is read directly, as
+		// cheaply as it can be, on every scrape.
+		if st, err := lockfile.ReadProcStat(procRoot, prev.pid); err == nil && st.Starttime == prev.start {
+			if p, err := fs.Proc(prev.pid); err == nil {
 				return &Process{Proc: p, Method: prev.method, stat: &st}, nil
 			}
 		}
@@ -127,7 +130,7 @@ func (f *Finder) Find(fs procfs.FS, procRoot string, t gateway.Target, locks []l
 	}
 	delete(f.found, t.Name)
 	if p != nil {
-		if st, err := p.Stat(); err == nil {
+		if st, err := lockfile.ReadProcStat(procRoot, p.PID); err == nil {
 			f.found[t.Name] = foundProcess{pid: p.PID, start: st.Starttime, method: p.Method}
 			p.stat = &st
 		}

@@ -1,12 +1,13 @@
 package process
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
+	"sync"
 
 	"github.com/prometheus/procfs"
 
@@ -119,8 +120,10 @@ func kernelChildren(procRoot string, pid int) ([]int, error) {
 	}
 	var out []int
 	found := false
+	bp := childrenBufs.Get().(*[]byte)
+	defer childrenBufs.Put(bp)
 	for _, tid := range tids {
-		b, err := fileio.ReadFileBounded(filepath.Join(taskDir, tid, "children"), childrenLimit)
+		b, err := readChildren(taskDir+"/"+tid+"/children", bp)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // the thread ended, or no children files at all
@@ -128,8 +131,8 @@ func kernelChildren(procRoot string, pid int) ([]int, error) {
 			return nil, err
 		}
 		found = true
-		for _, f := range strings.Fields(string(b)) {
-			if kid, err := strconv.Atoi(f); err == nil && kid > 0 {
+		for f := range bytes.FieldsSeq(b) {
+			if kid, err := strconv.Atoi(string(f)); err == nil && kid > 0 {
 				out = append(out, kid)
 			}
 		}
@@ -138,6 +141,16 @@ func kernelChildren(procRoot string, pid int) ([]int, error) {
 		return nil, fs.ErrNotExist
 	}
 	return out, nil
+}
+
+// childrenBufs hold children files as they are read: a gateway's threads
+// have one each, read on every scrape, nearly always empty.
+var childrenBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// readChildren reads a children file into *bp: the file is the kernel's,
+// under procRoot, read for every gateway thread on every scrape.
+func readChildren(path string, bp *[]byte) ([]byte, error) {
+	return fileio.ReadInto(path, bp, childrenLimit)
 }
 
 // parents maps each process to its children from the ppid in its stat.

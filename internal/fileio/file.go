@@ -1,6 +1,7 @@
 package fileio
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -31,4 +32,37 @@ func ReadFileBounded(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
 	}
 	return b, nil
+}
+
+// ReadInto reads a kernel file (under /proc) of at most limit bytes into
+// *buf, which it grows and keeps for the next call: no stat and no
+// allocation per read, for files read on every scrape. It opens without
+// blocking, as ReadFileBounded.
+func ReadInto(path string, buf *[]byte, limit int) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			if len(b) > limit {
+				return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+			}
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		*buf = b
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			if len(b) > limit {
+				return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+			}
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
