@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,10 +34,20 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/status"
 )
 
+// defaultGOGC is the exporter's GOGC unless the environment sets one.
+const defaultGOGC = 50
+
 func serve(f *flags, src config.Sources, logger *slog.Logger) error {
 	logger.Info("starting "+exporterName, "version", version.Info(), "build_context", version.BuildContext())
 	if *f.maxProcs > 0 {
 		runtime.GOMAXPROCS(*f.maxProcs)
+	}
+	if os.Getenv("GOGC") == "" {
+		// The live heap (about 1.3 MiB beside one gateway) is under the
+		// runtime's 4 MiB floor, so Go's default of 100 lets 4 MiB of
+		// garbage pile up between collections; 50 halves the floor: 2 MiB
+		// less RSS for 10-15 % more CPU per scrape (README, Memory).
+		debug.SetGCPercent(defaultGOGC)
 	}
 	logger.Debug("go runtime", "GOMAXPROCS", runtime.GOMAXPROCS(0))
 	static := prometheus.NewRegistry()

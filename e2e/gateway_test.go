@@ -71,7 +71,20 @@ func TestRealGateways(t *testing.T) {
 			// Zero configuration: the exporter finds port and token in the
 			// gateway's own config, as it would run beside it.
 			zero := startExporter(t, []string{"HOME=" + g.Home})
-			expectUp(t, zero.scrape(t, ""))
+			zr := zero.scrape(t, "")
+			expectUp(t, zr)
+			// The runtime's defaults, with no GOGC or GOMAXPROCS in the
+			// environment: one CPU and GOGC 50 (README, Memory); an
+			// environment that sets them wins.
+			if v, _ := zr.Value("go_gc_gogc_percent", nil); v != 50 {
+				t.Errorf("go_gc_gogc_percent = %v, want the exporter's default 50", v)
+			}
+			if v, _ := zr.Value("go_sched_gomaxprocs_threads", nil); v != 1 {
+				t.Errorf("go_sched_gomaxprocs_threads = %v, want --runtime.gomaxprocs's default 1", v)
+			}
+			if r := startExporter(t, []string{"HOME=" + g.Home, "GOGC=80", "GOMAXPROCS=2"}).scrape(t, ""); !valueIs(r, "go_gc_gogc_percent", 80) || !valueIs(r, "go_sched_gomaxprocs_threads", 2) {
+				t.Error("GOGC=80 GOMAXPROCS=2 in the environment: not what the runtime runs with")
+			}
 
 			// 1,000 probes leave no connection behind on the gateway.
 			for range 1000 {
@@ -222,4 +235,9 @@ func openConns(t *testing.T, port int) []string {
 		}
 	}
 	return open
+}
+
+func valueIs(r scrapeResult, name string, want float64) bool {
+	v, ok := r.Value(name, nil)
+	return ok && v == want
 }
