@@ -96,9 +96,8 @@ func (d *dockerAction) Run(ctx context.Context, _ Alert) error {
 }
 
 // inspect pings the daemon, then inspects the container. The ping gives a
-// clear "unreachable" error, and the version negotiation happens there,
-// where its failure is reported (the client otherwise negotiates lazily
-// and ignores a failure).
+// clear "unreachable" error and settles the API version the calls use, so
+// a daemon too old for this client is reported there.
 func (d *dockerAction) inspect(ctx context.Context, c *dockerapi.Client) (dockerapi.Container, error) {
 	host := c.Host()
 	if err := c.Ping(ctx); err != nil {
