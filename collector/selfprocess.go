@@ -10,8 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
-	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/procstat"
 )
 
 // The exporter's own process_* metrics, named and explained as
@@ -159,7 +159,7 @@ func (c *selfProcessCollector) openFDs() (int, bool) {
 
 // parseSelfStat parses /proc/<pid>/stat as procfs does.
 func parseSelfStat(b []byte) (selfValues, bool) {
-	st, err := lockfile.ParseProcStat(0, b)
+	st, err := procstat.Parse(0, b)
 	if err != nil {
 		return selfValues{}, false
 	}

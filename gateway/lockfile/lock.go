@@ -22,6 +22,7 @@ import (
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/procstat"
 )
 
 // OwnerState says whether the process a lock names still holds it.
@@ -379,14 +380,14 @@ func judgeOwner(fs procfs.FS, pid int, startTime *uint64) (OwnerState, string) {
 }
 
 // judgeOwnerAt is judgeOwner reading <procRoot>/<pid>/stat itself
-// (ReadProcStat), when procRoot is fs's mount point; "" is judgeOwner.
+// (procstat.Read), when procRoot is fs's mount point; "" is judgeOwner.
 // A lock without a start time still goes through procfs (its command line
 // is read).
 func judgeOwnerAt(fs procfs.FS, procRoot string, pid int, startTime *uint64) (OwnerState, string) {
 	if procRoot == "" || startTime == nil {
 		return judgeOwner(fs, pid, startTime)
 	}
-	stat, err := ReadProcStat(procRoot, pid)
+	stat, err := procstat.Read(procRoot, pid)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return OwnerDead, "no process " + strconv.Itoa(pid)

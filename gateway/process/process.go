@@ -14,6 +14,7 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway/lockfile"
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/fileio"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/procstat"
 )
 
 // Process is a gateway's process, and how it was found.
@@ -28,7 +29,7 @@ type Process struct {
 
 // FoundStat is the process's stat as Finder.Find read it while checking
 // the process, else a fresh read: one read of /proc/<pid>/stat per scrape.
-// Its StartTime method cannot be used (lockfile.ReadProcStat).
+// Its StartTime method cannot be used (procstat.Read).
 func (p *Process) FoundStat() (procfs.ProcStat, error) {
 	if p.stat != nil {
 		return *p.stat, nil
@@ -116,7 +117,7 @@ func (f *Finder) Find(fs procfs.FS, procRoot string, t gateway.Target, locks []l
 	if ok && !lockNamesOther(t, locks, prev.pid) {
 		// procRoot is fs's mount point: its stat is read directly, as
 		// cheaply as it can be, on every scrape.
-		if st, err := lockfile.ReadProcStat(procRoot, prev.pid); err == nil && st.Starttime == prev.start {
+		if st, err := procstat.Read(procRoot, prev.pid); err == nil && st.Starttime == prev.start {
 			if p, err := fs.Proc(prev.pid); err == nil {
 				return &Process{Proc: p, Method: prev.method, stat: &st}, nil
 			}
@@ -130,7 +131,7 @@ func (f *Finder) Find(fs procfs.FS, procRoot string, t gateway.Target, locks []l
 	}
 	delete(f.found, t.Name)
 	if p != nil {
-		if st, err := lockfile.ReadProcStat(procRoot, p.PID); err == nil {
+		if st, err := procstat.Read(procRoot, p.PID); err == nil {
 			f.found[t.Name] = foundProcess{pid: p.PID, start: st.Starttime, method: p.Method}
 			p.stat = &st
 		}

@@ -1,4 +1,7 @@
-package lockfile
+// Package procstat reads /proc/<pid>/stat into procfs.ProcStat without
+// procfs's fmt.Fscan parser: the lock scan, the process collector and the
+// exporter's own process_* series read it on every scrape.
+package procstat
 
 import (
 	"bytes"
@@ -18,12 +21,12 @@ const maxProcStatSize = 2 << 10
 
 var statBufs = sync.Pool{New: func() any { return new([maxProcStatSize]byte) }}
 
-// ReadProcStat reads <procRoot>/<pid>/stat into the procfs.ProcStat that
+// Read reads <procRoot>/<pid>/stat into the procfs.ProcStat that
 // procfs' Proc.Stat returns, fields and errors alike, but for its
 // StartTime method, which needs the FS: use the Starttime ticks. procfs
 // parses with fmt.Fscan, some 70,000 instructions a call: most of a lock
 // scan that reads no file, and of a process collector's scrape.
-func ReadProcStat(procRoot string, pid int) (procfs.ProcStat, error) {
+func Read(procRoot string, pid int) (procfs.ProcStat, error) {
 	f, err := os.Open(procRoot + "/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return procfs.ProcStat{}, err
@@ -35,12 +38,12 @@ func ReadProcStat(procRoot string, pid int) (procfs.ProcStat, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return procfs.ProcStat{}, err
 	}
-	return ParseProcStat(pid, bp[:n])
+	return Parse(pid, bp[:n])
 }
 
-// ParseProcStat parses the content of /proc/<pid>/stat as procfs does:
+// Parse parses the content of /proc/<pid>/stat as procfs does:
 // comm between the first '(' and the last ')', then 42 fields.
-func ParseProcStat(pid int, data []byte) (procfs.ProcStat, error) {
+func Parse(pid int, data []byte) (procfs.ProcStat, error) {
 	s := procfs.ProcStat{PID: pid}
 	l, r := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
 	if l < 0 || r < 0 || r < l || r+2 > len(data) {

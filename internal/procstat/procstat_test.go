@@ -1,4 +1,4 @@
-package lockfile
+package procstat
 
 import (
 	"errors"
@@ -27,10 +27,13 @@ func exported(s procfs.ProcStat) string {
 	return b.String()
 }
 
-// TestReadProcStatMatchesProcfs: the same ProcStat as procfs for real
+// TestReadMatchesProcfs: the same ProcStat as procfs for real
 // processes and for odd ones, and an error where procfs fails.
-func TestReadProcStatMatchesProcfs(t *testing.T) {
-	sys := realFS(t)
+func TestReadMatchesProcfs(t *testing.T) {
+	sys, err := procfs.NewDefaultFS()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, pid := range []int{os.Getpid(), 1} {
 		p, err := sys.Proc(pid)
 		if err != nil {
@@ -40,7 +43,7 @@ func TestReadProcStatMatchesProcfs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := ReadProcStat("/proc", pid)
+		got, err := Read("/proc", pid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +80,7 @@ func TestReadProcStatMatchesProcfs(t *testing.T) {
 			}
 			p, _ := fs.Proc(4242)
 			want, wantErr := p.Stat()
-			got, err := ReadProcStat(root, 4242)
+			got, err := Read(root, 4242)
 			if (err != nil) != (wantErr != nil) {
 				t.Fatalf("err %v, procfs says %v", err, wantErr)
 			}
@@ -86,50 +89,12 @@ func TestReadProcStatMatchesProcfs(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ReadProcStat(t.TempDir(), 4242); !errors.Is(err, os.ErrNotExist) {
+	if _, err := Read(t.TempDir(), 4242); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing process: %v", err)
 	}
 }
 
-// TestJudgeOwnerAtMatchesJudgeOwner: reading the stat file directly
-// judges every owner as procfs does.
-func TestJudgeOwnerAtMatchesJudgeOwner(t *testing.T) {
-	root, fs := testutil.ProcTreeAt(t, map[int]testutil.FakeProc{
-		100: {Starttime: 5, Comm: "clawdbot-gatewa"},
-		101: {Starttime: 6, Comm: "clawdbot-gatewa", State: "Z"},
-		102: {Starttime: 7, Comm: "bash"},
-	})
-	if err := os.Mkdir(filepath.Join(root, "103"), 0o755); err != nil { // stat unparseable
-		t.Fatal(err)
-	}
-	testutil.MustWrite(t, filepath.Join(root, "103", "stat"), "103 (x) S 1\n")
-	ticks := func(n uint64) *uint64 { return &n }
-	for _, tc := range []struct {
-		pid   int
-		start *uint64
-		want  OwnerState
-	}{
-		{100, ticks(5), OwnerAlive},
-		{100, ticks(9), OwnerReused},
-		{101, ticks(6), OwnerDead},
-		{102, ticks(7), OwnerAlive},
-		{102, nil, OwnerReused}, // no start time: by title, through procfs
-		{100, nil, OwnerAlive},
-		{103, ticks(1), OwnerUnknown},
-		{31337, ticks(1), OwnerDead},
-	} {
-		wantState, wantWhy := judgeOwner(fs, tc.pid, tc.start)
-		gotState, gotWhy := judgeOwnerAt(fs, root, tc.pid, tc.start)
-		if gotState != tc.want || wantState != tc.want {
-			t.Errorf("pid %d: %s (%s), procfs %s (%s), want %s", tc.pid, gotState, gotWhy, wantState, wantWhy, tc.want)
-		}
-		if gotState != OwnerUnknown && gotWhy != wantWhy {
-			t.Errorf("pid %d: why %q, procfs %q", tc.pid, gotWhy, wantWhy)
-		}
-	}
-}
-
-func BenchmarkReadProcStat(b *testing.B) {
+func BenchmarkRead(b *testing.B) {
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		b.Fatal(err)
@@ -152,7 +117,7 @@ func BenchmarkReadProcStat(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := ReadProcStat("/proc", os.Getpid()); err != nil {
+			if _, err := Read("/proc", os.Getpid()); err != nil {
 				b.Fatal(err)
 			}
 		}
