@@ -2,7 +2,6 @@ package collector
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,18 +13,11 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/secret"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
-// closedPort returns a loopback address nobody listens on.
-func closedPort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
+// closedPort returns a loopback address that refuses connections.
+func closedPort(t *testing.T) string { return testutil.RefusedAddr(t) }
 
 func TestProbeFaults(t *testing.T) {
 	// Prometheus sends 1 s, the offset is 0.5 s: the deadline is 0.5 s.

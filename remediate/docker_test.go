@@ -228,13 +228,7 @@ func TestDockerPreflightFakeDaemon(t *testing.T) {
 
 func TestDockerUnreachable(t *testing.T) {
 	clearDockerEnv(t)
-	// A port nobody listens on.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := "tcp://" + l.Addr().String()
-	_ = l.Close()
+	host := "tcp://" + itest.RefusedAddr(t)
 	sock := "unix://" + filepath.Join(t.TempDir(), "no-docker.sock")
 	for _, h := range []string{host, sock} {
 		err := newDocker(t, "gw", h, time.Second).Run(t.Context(), Alert{})
@@ -249,7 +243,7 @@ func TestDockerUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err = newDocker(t, "gw", "tcp://"+hang.Listener.Addr().String(), time.Second).Run(ctx, Alert{})
+	err := newDocker(t, "gw", "tcp://"+hang.Listener.Addr().String(), time.Second).Run(ctx, Alert{})
 	if err == nil || !strings.Contains(err.Error(), "did not answer in time") || time.Since(start) > 5*time.Second {
 		t.Errorf("hung daemon: got %v after %v, want a timeout at 300ms", err, time.Since(start))
 	}
@@ -693,6 +687,7 @@ func TestDockerEngineRecovers(t *testing.T) {
 	id := randomID(t)
 	image, name := "clawdbot-exporter-test-gateway:"+id, "clawdbot-exporter-test-gw-"+id
 	buildSleeperImage(t, c, image)
+	// A free port, for the container's gateway to listen on.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

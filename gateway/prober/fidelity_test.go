@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
 	gt "github.com/clawdbot-exporter/clawdbot_exporter/gateway/gatewaytest"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 func countMethod(s *gt.Server, method string) int {
@@ -155,6 +155,7 @@ func TestTLS(t *testing.T) {
 	good := writeFile(t, "gateway-cert.pem", srv.CertPEM())
 	wrong := writeFile(t, "other.pem", otherPEM)
 	base := gateway.Target{Name: "tls", URL: srv.URL(), Token: gt.DefaultToken}
+	refused := testutil.RefusedAddr(t)
 	tests := []struct {
 		name   string
 		mod    func(*gateway.Target)
@@ -174,7 +175,7 @@ func TestTLS(t *testing.T) {
 		// Not listening yet, and no certificate file yet (autoGenerate
 		// writes it at start): dial, not tls.
 		{"nothing listens, no certificate file yet", func(t *gateway.Target) {
-			t.URL, t.TLSCertFile = "wss://"+closedAddr(), filepath.Join(good, "nope")
+			t.URL, t.TLSCertFile = "wss://"+refused, filepath.Join(good, "nope")
 		}, ReasonDial},
 	}
 	for _, tc := range tests {
@@ -301,15 +302,6 @@ func TestTrickledUpgradeIsTimeout(t *testing.T) {
 	}
 }
 
-// closedAddr is a loopback address nobody listens on.
-func closedAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // A clawdbot has no /readyz (its Control UI page answers every path): once
 // the hello-ok says so, probes stop asking, and ask again when an
