@@ -14,10 +14,11 @@
 # all collectors, of each alone and of none, in one process.
 #
 # Last, the `probe` subcommand (a container health check, run every 30 s)
-# against the same gateway: wall time per run and peak RSS over -p runs, beside
+# against the same gateway: wall time per run over -p runs and memory, beside
 # `--version` (start-up alone), `healthcheck` (the exporter image's
 # HEALTHCHECK, against the exporter above) and blackbox's own `--version`;
-# goals 10 ms and 10 MB.
+# goals 10 ms and 10 MB of private memory (the peak RSS and its file-backed
+# part are printed too).
 #
 # Usage: scripts/bench-compare.sh [-n SCRAPES] [-p PROBE_RUNS] [-go] [-- EXPORTER FLAGS...]
 #   e.g. scripts/bench-compare.sh -n 300 -- --collector.disable-defaults --collector.probe
@@ -68,6 +69,8 @@ if [ -z "$exporter" ]; then
 	# As `make build` and the release build (.promu.yml) link it: stripped.
 	(cd "$root" && CGO_ENABLED=0 nice go build -trimpath -tags netgo,osusergo -ldflags '-s -w' -o "$exporter" .)
 fi
+exitmem=$tmp/exitmem
+(cd "$root" && nice go build -o "$exitmem" ./internal/exitmem)
 
 # The gateway, as e2e/harness_test.go starts it.
 gwport=$(freeport)
@@ -159,9 +162,9 @@ fi
 
 # runs LABEL CMD...: the command -p times in a row (each must exit 0): wall
 # time per run (median and 90th percentile), spawned with posix_spawn. Then
-# its peak RSS, the largest of 10 runs under GNU time: a child's ru_maxrss
-# counts the memory of whoever forked it until it execs (a Python parent's
-# 13 MB would hide the figure), and time(1) is a small parent.
+# its memory, the run with the largest peak RSS of 10 under internal/exitmem:
+# it stops each run at its exit (ptrace) and splits the resident set into
+# the binary's file-backed pages and private memory.
 runs() {
 	local label=$1
 	shift
@@ -180,18 +183,9 @@ for _ in range(n):
 walls.sort()
 print(f"{label:<22} wall {statistics.median(walls) * 1000:6.2f} ms median, {walls[int(len(walls) * 0.9)] * 1000:6.2f} ms p90 ({n} runs)", end="", file=sys.stderr)
 PY
-	if [ -x /usr/bin/time ]; then
-		local peak=0 kb i
-		for i in $(seq 10); do
-			kb=$(/usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1)
-			[ "$kb" -gt "$peak" ] && peak=$kb
-		done
-		awk -v kb="$peak" 'BEGIN { printf "   peak RSS %5.1f MiB\n", kb / 1024 }' >&2
-	else
-		echo "   peak RSS: needs GNU time (apt-get install time)" >&2
-	fi
+	"$exitmem" -n 10 -- "$@" | sed 's/^/   /' >&2
 }
-echo "one-shot commands, $probes runs each (goal for probe: <= 10 ms wall, <= 10 MB peak RSS)" >&2
+echo "one-shot commands, $probes runs each (goal for probe: <= 10 ms wall, <= 10 MB private memory)" >&2
 runs "exporter --version" "$exporter" --version
 runs "exporter probe" "$exporter" probe --gateway.url "ws://127.0.0.1:$gwport" --gateway.token-file "$tmp/token" --probe.timeout=2s
 runs "exporter healthcheck" "$exporter" healthcheck --web.listen-address "127.0.0.1:$export_port"

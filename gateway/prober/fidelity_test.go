@@ -302,7 +302,6 @@ func TestTrickledUpgradeIsTimeout(t *testing.T) {
 	}
 }
 
-
 // A clawdbot has no /readyz (its Control UI page answers every path): once
 // the hello-ok says so, probes stop asking, and ask again when an
 // openclaw answers on that address.
