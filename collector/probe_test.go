@@ -16,9 +16,6 @@ import (
 	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
-// closedPort returns a loopback address that refuses connections.
-func closedPort(t *testing.T) string { return testutil.RefusedAddr(t) }
-
 func TestProbeFaults(t *testing.T) {
 	// Prometheus sends 1 s, the offset is 0.5 s: the deadline is 0.5 s.
 	const header, deadline = "1", 500 * time.Millisecond
@@ -35,7 +32,7 @@ func TestProbeFaults(t *testing.T) {
 		reason string
 		phase  string // the phase whose duration must be non-zero
 	}{
-		{name: "refused", url: "ws://" + closedPort(t), reason: "dial", phase: "connect"},
+		{name: "refused", url: "ws://" + testutil.RefusedAddr(t), reason: "dial", phase: "connect"},
 		{name: "plain HTTP server", url: strings.Replace(plainHTTP.URL, "http", "ws", 1), reason: "upgrade", phase: "upgrade"},
 		{name: "accepts TCP, never upgrades", opts: gt.Options{Fault: gt.FaultNoUpgrade}, reason: "timeout", phase: "upgrade"},
 		{name: "upgrades, never challenges", opts: gt.Options{Fault: gt.FaultNoChallenge}, reason: "timeout", phase: "challenge"},

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/promslog"
 
 	"github.com/clawdbot-exporter/clawdbot_exporter/gateway"
+	"github.com/clawdbot-exporter/clawdbot_exporter/internal/testutil"
 )
 
 const sessionsFixture = "../gateway/sessionstore/testdata/state"
@@ -154,7 +155,7 @@ func TestSessionsCollector(t *testing.T) {
 // TestSessionsWithProbe runs the collector beside the probe collector: the
 // names must not clash in one exposition.
 func TestSessionsWithProbe(t *testing.T) {
-	targets := []gateway.Target{{Name: "gw", URL: "ws://" + closedPort(t), StateDir: sessionsFixture}}
+	targets := []gateway.Target{{Name: "gw", URL: "ws://" + testutil.RefusedAddr(t), StateDir: sessionsFixture}}
 	res := doScrape(t, newCollectorsHandler(t, targets, "probe", "sessions"), "")
 	for _, c := range []string{"probe", "sessions"} {
 		if v, ok := res.Value("clawdbot_exporter_collector_success", map[string]string{"collector": c}); !ok || v != 1 {

@@ -83,9 +83,11 @@ func measure(argv []string) (Memory, error) {
 	signal := 0
 	for {
 		if err := syscall.PtraceCont(pid, signal); err != nil {
+			_ = cmd.Process.Kill()
 			return Memory{}, fmt.Errorf("ptrace: %w", err)
 		}
 		if _, err := syscall.Wait4(pid, &ws, 0, nil); err != nil {
+			_ = cmd.Process.Kill()
 			return Memory{}, err
 		}
 		if ws.Exited() || ws.Signaled() {
